@@ -74,6 +74,7 @@ SQLITE_EXTENSION_INIT3
 #include "coll.h"
 #include "conn.h"
 #include "readset.h"
+#include "vtab_args.h"
 #include "rowpack.h"
 #include "tn_code.h"
 #include "txn.h"
@@ -431,28 +432,6 @@ static void refresh_stats(coll_vtab *vt)
 
 static int is_ident_char(int c) { return c == '_' || isalnum(c) || (c & 0x80); }
 
-/* Copies s[0..n) without surrounding quotes ('x', "x", [x], `x`; doubled quotes collapse). */
-static char *unquote(const char *s, size_t n)
-{
-    while (n && isspace((unsigned char)*s)) s++, n--;
-    while (n && isspace((unsigned char)s[n - 1])) n--;
-    if (n >= 2 && (s[0] == '\'' || s[0] == '"' || s[0] == '`' || s[0] == '[')) {
-        char q = s[0] == '[' ? ']' : s[0];
-        if (s[n - 1] == q) {
-            char *out = sqlite3_malloc64(n);
-            if (!out) return NULL;
-            size_t k = 0;
-            for (size_t i = 1; i + 1 < n; i++) {
-                out[k++] = s[i];
-                if (s[i] == q && q != ']' && i + 2 < n && s[i + 1] == q) i++;
-            }
-            out[k] = 0;
-            return out;
-        }
-    }
-    return sqlite3_mprintf("%.*s", (int)n, s);
-}
-
 typedef struct decl {
     char *collection, *cluster, *engine;
     int compress;
@@ -470,169 +449,59 @@ static void decl_free(decl *d)
     memset(d, 0, sizeof *d);
 }
 
-/* Next whitespace-separated word of s (at *pos); NULL at the end. */
-static const char *next_word(const char *s, size_t *pos, size_t *len)
+static char *dup_option(const tn_vtab_args *args, const char *name, int *nomem)
 {
-    size_t i = *pos;
-    while (s[i] && isspace((unsigned char)s[i])) i++;
-    if (!s[i]) return NULL;
-    size_t start = i;
-    while (s[i] && !isspace((unsigned char)s[i])) i++;
-    *pos = i;
-    *len = i - start;
-    return s + start;
+    const tn_va_option *o = tn_vtab_args_option(args, name);
+    if (!o) return NULL;
+    char *copy = sqlite3_mprintf("%s", o->value);
+    if (!copy) *nomem = 1;
+    return copy;
 }
 
-static int word_is(const char *w, size_t n, const char *lit)
-{
-    return w && strlen(lit) == n && sqlite3_strnicmp(w, lit, (int)n) == 0;
-}
-
-static int parse_column(const char *arg, decl *d, char **err)
-{
-    size_t pos = 0, n;
-    const char *w = next_word(arg, &pos, &n);
-    tn_coll_column col = {0};
-    if (w && (*w == '"' || *w == '`' || *w == '[')) {
-        /* A quoted name may hold spaces: it runs to its closing quote. */
-        const char *close = strchr(w + 1, *w == '[' ? ']' : *w);
-        if (close) {
-            n = (size_t)(close - w) + 1;
-            pos = (size_t)(close + 1 - arg);
-        }
-    }
-    if (!w) {
-        *err = sqlite3_mprintf("tarn: empty argument");
-        return SQLITE_ERROR;
-    }
-    char *name = unquote(w, n);
-    if (!name) return SQLITE_NOMEM;
-    if (!name[0] || isdigit((unsigned char)name[0])) goto bad_name;
-    for (const char *p = name; *p; p++)
-        if (!is_ident_char((unsigned char)*p)) goto bad_name;
-    col.name = name;
-    col.name_len = strlen(name);
-    w = next_word(arg, &pos, &n);
-    if (!w) {
-        *err = sqlite3_mprintf("tarn: column '%s': a type is required (INTEGER, REAL, TEXT, BLOB or JSON)", name);
-        goto fail;
-    }
-    if (word_is(w, n, "INTEGER") || word_is(w, n, "INT")) col.type = TN_T_INTEGER;
-    else if (word_is(w, n, "REAL") || word_is(w, n, "FLOAT") || word_is(w, n, "DOUBLE")) col.type = TN_T_REAL;
-    else if (word_is(w, n, "TEXT")) col.type = TN_T_TEXT;
-    else if (word_is(w, n, "BLOB")) col.type = TN_T_BLOB;
-    else if (word_is(w, n, "JSON")) col.type = TN_T_JSON;
-    else {
-        *err = sqlite3_mprintf("tarn: column '%s': unknown type '%.*s' (use INTEGER, REAL, TEXT, BLOB or JSON)",
-                               name, (int)n, w);
-        goto fail;
-    }
-    col.role = TN_R_PLAIN;
-    w = next_word(arg, &pos, &n);
-    if (w) {
-        if (word_is(w, n, "PRIMARY")) {
-            w = next_word(arg, &pos, &n);
-            if (!word_is(w, n, "KEY")) {
-                *err = sqlite3_mprintf("tarn: column '%s': expected PRIMARY KEY", name);
-                goto fail;
-            }
-            col.role = TN_R_PK;
-        } else if (word_is(w, n, "INDEXED")) {
-            col.role = TN_R_HASH;
-        } else if (word_is(w, n, "ORDERED")) {
-            col.role = TN_R_ORDERED;
-        } else {
-            *err = sqlite3_mprintf("tarn: column '%s': unknown constraint '%.*s' (use PRIMARY KEY, INDEXED or "
-                                   "ORDERED)", name, (int)n, w);
-            goto fail;
-        }
-        w = next_word(arg, &pos, &n);
-        if (w) {
-            *err = sqlite3_mprintf("tarn: column '%s': unexpected '%.*s'", name, (int)n, w);
-            goto fail;
-        }
-    }
-    if (d->n_cols >= TN_COLL_MAX_COLS) {
-        *err = sqlite3_mprintf("tarn: too many columns (at most %u)", TN_COLL_MAX_COLS);
-        goto fail;
-    }
-    tn_coll_column *grown = sqlite3_realloc64(d->cols, (d->n_cols + 1) * sizeof *grown);
-    if (!grown) {
-        sqlite3_free(name);
-        return SQLITE_NOMEM;
-    }
-    d->cols = grown;
-    d->cols[d->n_cols++] = col;
-    return SQLITE_OK;
-bad_name:
-    *err = sqlite3_mprintf("tarn: column name '%s' must be an identifier (letters, digits, _)", name);
-fail:
-    sqlite3_free(name);
-    return SQLITE_ERROR;
-}
-
-/* argv[3..] of xCreate/xConnect: column declarations and key=value options. */
+/* The declaration, parsed by vtab_args.c (which names the argument in every error) and turned into a
+ * collection schema plus the connection options. */
 static int parse_decl(int argc, const char *const *argv, decl *d, char **err)
 {
+    tn_vtab_args *args = NULL;
+    int nomem = 0;
     memset(d, 0, sizeof *d);
-    for (int i = 3; i < argc; i++) {
-        const char *a = argv[i];
-        const char *eq = strchr(a, '=');
-        size_t klen = 0;
-        if (eq) {
-            const char *k = a;
-            while (isspace((unsigned char)*k)) k++;
-            const char *ke = eq;
-            while (ke > k && isspace((unsigned char)ke[-1])) ke--;
-            klen = (size_t)(ke - k);
-            int ident = klen > 0;
-            for (const char *p = k; p < ke; p++)
-                if (!is_ident_char((unsigned char)*p)) ident = 0;
-            if (ident) {
-                char *val = unquote(eq + 1, strlen(eq + 1));
-                char **slot = NULL;
-                if (!val) return SQLITE_NOMEM;
-                if (word_is(k, klen, "collection")) slot = &d->collection;
-                else if (word_is(k, klen, "cluster")) slot = &d->cluster;
-                else if (word_is(k, klen, "engine")) slot = &d->engine;
-                else if (word_is(k, klen, "compress")) {
-                    if (sqlite3_stricmp(val, "lz4") == 0) d->compress = TN_COMPRESS_LZ4;
-                    else if (sqlite3_stricmp(val, "none") == 0) d->compress = TN_COMPRESS_NONE;
-                    else {
-                        *err = sqlite3_mprintf("tarn: option compress='%s': use lz4 or none", val);
-                        sqlite3_free(val);
-                        return SQLITE_ERROR;
-                    }
-                    sqlite3_free(val);
-                    continue;
-                } else {
-                    *err = sqlite3_mprintf("tarn: unknown option '%.*s' (options: collection, compress, cluster, "
-                                           "engine)", (int)klen, k);
-                    sqlite3_free(val);
-                    return SQLITE_ERROR;
-                }
-                if (*slot) {
-                    *err = sqlite3_mprintf("tarn: option '%.*s' given twice", (int)klen, k);
-                    sqlite3_free(val);
-                    return SQLITE_ERROR;
-                }
-                if (!val[0] && slot == &d->collection) {
-                    *err = sqlite3_mprintf("tarn: option collection: the name may not be empty");
-                    sqlite3_free(val);
-                    return SQLITE_ERROR;
-                }
-                *slot = val;
-                continue;
-            }
+    int rc = tn_vtab_args_parse(&tn_va_module_tarn, argc - 3, argv + 3, &args, err);
+    if (rc != SQLITE_OK) return rc;
+    d->collection = dup_option(args, "collection", &nomem);
+    d->cluster = dup_option(args, "cluster", &nomem);
+    d->engine = dup_option(args, "engine", &nomem);
+    const tn_va_option *compress = tn_vtab_args_option(args, "compress");
+    d->compress = compress && sqlite3_stricmp(compress->value, "lz4") == 0 ? TN_COMPRESS_LZ4 : TN_COMPRESS_NONE;
+    d->cols = sqlite3_malloc64((size_t)args->ncolumns * sizeof *d->cols);
+    if (nomem || !d->cols) goto nomem;
+    memset(d->cols, 0, (size_t)args->ncolumns * sizeof *d->cols);
+    for (int i = 0; i < args->ncolumns; i++) {
+        const tn_va_column *c = &args->columns[i];
+        tn_coll_column *col = &d->cols[d->n_cols];
+        col->name = sqlite3_mprintf("%s", c->name);
+        if (!col->name) goto nomem;
+        d->n_cols++;
+        col->name_len = strlen(col->name);
+        switch (c->type) {
+        case TN_COL_INTEGER: col->type = TN_T_INTEGER; break;
+        case TN_COL_REAL: col->type = TN_T_REAL; break;
+        case TN_COL_TEXT: col->type = TN_T_TEXT; break;
+        case TN_COL_BLOB: col->type = TN_T_BLOB; break;
+        case TN_COL_JSON: col->type = TN_T_JSON; break;
         }
-        int rc = parse_column(a, d, err);
-        if (rc != SQLITE_OK) return rc;
+        switch (c->role) {
+        case TN_COL_PLAIN: col->role = TN_R_PLAIN; break;
+        case TN_COL_PRIMARY_KEY: col->role = TN_R_PK; break;
+        case TN_COL_INDEXED: col->role = TN_R_HASH; break;
+        case TN_COL_ORDERED: col->role = TN_R_ORDERED; break;
+        }
     }
-    if (d->n_cols == 0) {
-        *err = sqlite3_mprintf("tarn: no columns declared (need at least `id INTEGER PRIMARY KEY`)");
-        return SQLITE_ERROR;
-    }
+    tn_vtab_args_free(args);
     return SQLITE_OK;
+nomem:
+    tn_vtab_args_free(args);
+    decl_free(d);
+    return SQLITE_NOMEM;
 }
 
 /* ---- connect / disconnect ----------------------------------------------------------------------- */
@@ -879,6 +748,24 @@ static int find_col(const coll_vtab *vt, const char *name, size_t n)
     return -1;
 }
 
+/* Next whitespace-separated word of s (at *pos); NULL at the end. */
+static const char *next_word(const char *s, size_t *pos, size_t *len)
+{
+    size_t i = *pos;
+    while (s[i] && isspace((unsigned char)s[i])) i++;
+    if (!s[i]) return NULL;
+    size_t start = i;
+    while (s[i] && !isspace((unsigned char)s[i])) i++;
+    *pos = i;
+    *len = i - start;
+    return s + start;
+}
+
+static int word_is(const char *w, size_t n, const char *lit)
+{
+    return w && strlen(lit) == n && sqlite3_strnicmp(w, lit, (int)n) == 0;
+}
+
 /* Parses an idxStr written by coll_best_index (grammar at the top). 0 or -1. */
 static int plan_parse(const coll_vtab *vt, const char *s, plan *p)
 {
@@ -889,7 +776,7 @@ static int plan_parse(const coll_vtab *vt, const char *s, plan *p)
     if (!s || !next_word(s, &pos, &n)) return -1; /* kind */
     int expect_term = 1;
     while ((w = next_word(s, &pos, &n)) != NULL) {
-        size_t save = pos, n2;
+        size_t save = pos, n2 = 0;
         const char *w2 = next_word(s, &save, &n2);
         if (word_is(w, n, "ORDER") && word_is(w2, n2, "BY")) {
             pos = save;

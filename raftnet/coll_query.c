@@ -131,7 +131,7 @@ int coll_preds_decode(tn_rd *r, size_t n, tn_coll_pred **preds, void **mem)
         return TN_CLIENT_REQ_ERROR;
     }
     for (size_t k = 0; k < n; k++)
-        if (p[k].op == TN_PRED_IN) p[k].in = vals + (uintptr_t)p[k].in;
+        if (p[k].op == TN_PRED_IN) p[k].in = p[k].n_in ? vals + (uintptr_t)p[k].in : NULL;
     /* ownership of vals rides along in *mem: a two-pointer block */
     void **block = malloc(2 * sizeof(void *));
     if (!block) {

@@ -218,7 +218,22 @@ static int mkdir_p(const char *dir)
         if (tmp[i] == '/' || tmp[i] == '\0') {
             char c = tmp[i];
             tmp[i] = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+            if (mkdir(tmp, 0755) == 0) {
+                /* A new directory entry: make it durable in its parent. */
+                char *slash = strrchr(tmp, '/');
+                if (slash == tmp) {
+                    if (tn_dir_fsync("/") != 0) return -1;
+                } else if (slash) {
+                    *slash = '\0';
+                    int bad = tn_dir_fsync(tmp) != 0;
+                    *slash = '/';
+                    if (bad) return -1;
+                } else if (tn_dir_fsync(".") != 0) {
+                    return -1;
+                }
+            } else if (errno != EEXIST) {
+                return -1;
+            }
             tmp[i] = c;
         }
     }

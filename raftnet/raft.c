@@ -803,6 +803,7 @@ static void handle_heartbeat(tn_raft *r, const tn_raft_msg *m)
 static void handle_snapshot(tn_raft *r, const tn_raft_msg *m)
 {
     const tn_raft_snapshot_meta *s = &m->snap;
+    if (s->index == 0 || s->conf.n_voters == 0) return; /* malformed: a snapshot always has voters */
     if (s->index <= r->commit) {
         send_simple(r, TN_MSG_APP_RESP, m->from, r->commit, 0, 0, 0);
         return;
