@@ -401,19 +401,20 @@ typedef struct tn_call {
                      * an aio that once slept reports its timeout as success: keep them apart */
     nng_ctx ctx;
     member *ctx_of; /* the member whose context `ctx` is borrowed, or NULL */
+    atomic_int refs; /* 1 until finished, +1 while a thread is inside an nng call that starts an op */
     tn_cluster_done_fn done;
     void *arg;
 } tn_call;
 
 static void call_attempt(tn_call *c);
 
-/* Reports the outcome and frees the call. The last touch of cl is the in-flight count, so that
+/* Drops a reference; the last one frees the call. The last touch of cl is the in-flight count, so that
  * tn_cluster_close can wait for it. */
-static void call_finish(tn_call *c, int rc, const uint8_t *resp, size_t len, const char *errmsg)
+static void call_unref(tn_call *c)
 {
+    if (atomic_fetch_sub(&c->refs, 1) != 1) return;
     tn_cluster *cl = c->cl;
     if (c->ctx_of) ctx_return(c->ctx_of, c->ctx);
-    c->done(c->arg, rc, resp, len, errmsg);
     tn_wr_free(&c->env);
     nng_aio_reap(c->aio); /* we may be inside its callback: freed by nng in the background */
     nng_aio_reap(c->timer);
@@ -421,6 +422,37 @@ static void call_finish(tn_call *c, int rc, const uint8_t *resp, size_t len, con
     pthread_mutex_lock(&cl->mu);
     if (--cl->inflight == 0) pthread_cond_broadcast(&cl->idle);
     pthread_mutex_unlock(&cl->mu);
+}
+
+/* Starting an nng operation: the operation may complete, and the whole call finish on nng's threads,
+ * before the starting function returns here; the reference keeps the call (and so the cluster and its
+ * sockets, which close waits for) alive until it has. */
+static void start_ctx_send(tn_call *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+    nng_ctx_send(c->ctx, c->aio);
+    call_unref(c);
+}
+
+static void start_ctx_recv(tn_call *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+    nng_ctx_recv(c->ctx, c->aio);
+    call_unref(c);
+}
+
+static void start_sleep(tn_call *c, int ms)
+{
+    atomic_fetch_add(&c->refs, 1);
+    nng_sleep_aio(ms, c->timer);
+    call_unref(c);
+}
+
+/* Reports the outcome exactly once; the call is freed when the last reference goes. */
+static void call_finish(tn_call *c, int rc, const uint8_t *resp, size_t len, const char *errmsg)
+{
+    c->done(c->arg, rc, resp, len, errmsg);
+    call_unref(c);
 }
 
 static void call_give_up(tn_call *c)
@@ -464,7 +496,7 @@ static void call_next(tn_call *c, int redirected)
     int64_t left = c->deadline - now_ms();
     if (ms > left) ms = (int)(left > 0 ? left : 0);
     c->phase = PH_SLEEP;
-    nng_sleep_aio(ms, c->timer);
+    start_sleep(c, ms);
 }
 
 static void call_failed(tn_call *c)
@@ -492,7 +524,7 @@ static void call_send(tn_call *c)
     c->phase = PH_SEND;
     nng_aio_set_msg(c->aio, msg);
     nng_aio_set_timeout(c->aio, (nng_duration)left);
-    nng_ctx_send(c->ctx, c->aio);
+    start_ctx_send(c);
 }
 
 /* A reply arrived from the target: end the call or choose where to go next. */
@@ -534,7 +566,7 @@ static void call_cb(void *arg)
     case PH_CONNECT:
         if (atomic_load(&member_at(c->cl, c->target)->pipes) > 0) call_send(c);
         else if (now_ms() >= c->connect_until || atomic_load(&c->cl->closing)) call_failed(c);
-        else nng_sleep_aio(1, c->timer);
+        else start_sleep(c, 1);
         return;
     case PH_SEND:
         if (rv != 0) {
@@ -546,7 +578,7 @@ static void call_cb(void *arg)
         int64_t left = c->attempt_until - now_ms();
         c->phase = PH_RECV;
         nng_aio_set_timeout(c->aio, (nng_duration)(left > 1 ? left : 1));
-        nng_ctx_recv(c->ctx, c->aio);
+        start_ctx_recv(c);
         return;
     case PH_RECV:
         if (rv != 0) break;
@@ -593,7 +625,7 @@ static void call_attempt(tn_call *c)
     }
     c->connect_until = now + (c->attempt_until - now < CONNECT_WAIT_MS ? c->attempt_until - now : CONNECT_WAIT_MS);
     c->phase = PH_CONNECT;
-    nng_sleep_aio(1, c->timer);
+    start_sleep(c, 1);
 }
 
 int tn_cluster_call_async(tn_cluster *cl, const tn_wr *req, tn_cluster_done_fn done, void *arg)
@@ -612,6 +644,7 @@ int tn_cluster_call_async(tn_cluster *cl, const tn_wr *req, tn_cluster_done_fn d
         sqlite3_free(c);
         return rc != TN_SUCCESS ? rc : TN_NOMEM;
     }
+    atomic_init(&c->refs, 1);
     c->cl = cl;
     c->done = done;
     c->arg = arg;

@@ -84,12 +84,16 @@
  *                       predicates was inserted or changed, or any row of the collection at all was
  *                       updated or deleted (the collection keeps last_write / last_remove revisions; a
  *                       removed or moved row could have been in the range, so removals are checked
- *                       coarsely: safe, may report conflicts that a finer rule would not).
+ *                       coarsely: safe, may report conflicts that a finer rule would not). A
+ *                       collection created after expect_rev (dropped and re-created) conflicts too.
  * Batch: ops apply in order, and CHECK / RANGE_CHECK see the effects of earlier ops of the same batch
  *   (and of earlier writes in the same transaction), so a transaction puts its checks first. Without
  *   the atomic flag each op stands alone; the overall code is the first failure's code, else
- *   SUCCESS_OVERWRITE if some op replaced a row, else SUCCESS. With it, the first failure rolls back every op of the batch; that op reports its code, every
- *   other op reports TXN_CONFLICT / affected 0. The message names the op position (1-based) and its pk.
+ *   SUCCESS_OVERWRITE if some op replaced a row, else SUCCESS. With it, the first failure rolls back
+ *   every op of the batch; that op reports its code, every other op reports TXN_CONFLICT / affected 0.
+ *   The message names the first failing op: "row 3 (pk 42): REVISION_MISMATCH: expected revision 7,
+ *   the row is at revision 9". Malformed batches (bad shape, wrong pk type, wrong number of index
+ *   values, unsupported RANGE_CHECK predicate) are refused whole with CLIENT_REQ_ERROR, n_ops 0.
  * CREATE: creates, or attaches when the stored schema is identical (SUCCESS_OVERWRITE); a different
  *   schema gives COLLECTION_EXISTS with a message naming the first difference. DROP: NO_SUCH_COLLECTION
  *   if absent.

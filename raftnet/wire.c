@@ -51,6 +51,7 @@ enum {
     F_COND = 0x20,       /* cond := kind:u8 [rev:varint if kind == REV] */
     F_EXPECT_REV = 0x40, /* expect_rev:varint */
     F_COLL = 0x80,       /* value is an opaque collection payload (bounded by the message, not the value cap) */
+    F_NONE = 0x100,      /* a known opcode that carries no field */
 };
 
 static unsigned op_fields(int opcode)
@@ -69,6 +70,8 @@ static unsigned op_fields(int opcode)
     case TN_OP_KV_UPDATE_TTL: return F_KEY | F_TTL | F_COND;
     case TN_OP_KV_EXPIRE: return F_KEY | F_EXPECT_REV;
     case TN_OP_COLL_WRITE: return F_KEY | F_VALUE | F_COLL;
+    case TN_OP_STATUS: return F_NONE;
+    case TN_OP_ADMIN: return F_VALUE | F_COLL;
     }
     return 0; /* unknown opcode */
 }

@@ -231,6 +231,75 @@ static void test_vote_grant_waits_for_persist(void **state)
     tn_raft_free(r);
 }
 
+static tn_raft_msg *vote_req(uint64_t from, uint64_t to, uint64_t term, uint64_t idx, uint64_t lt, int force)
+{
+    tn_raft_msg *m = tn_raft_msg_alloc(0, 0, 0);
+    m->type = TN_MSG_VOTE;
+    m->from = from;
+    m->to = to;
+    m->term = term;
+    m->index = idx;
+    m->log_term = lt;
+    m->force = (uint8_t)force;
+    return m;
+}
+
+static void test_lease_guard_and_forced_vote(void **state)
+{
+    (void)state;
+    net nt;
+    net_init(&nt, 3, NULL);
+    elect(&nt, 1);
+    /* node 2 just heard from the leader: a higher-term vote request is ignored (no term change) ... */
+    uint64_t term = tn_raft_term(nt.r[2]);
+    tn_raft_msg *m = vote_req(3, 2, term + 1, tn_raft_last_index(nt.r[2]), term, 0);
+    tn_raft_step(nt.r[2], m);
+    assert_int_equal(tn_raft_term(nt.r[2]), term);
+    assert_int_equal(tn_raft_leader(nt.r[2]), 1);
+    /* ... unless it comes from a leader transfer */
+    m->force = 1;
+    tn_raft_step(nt.r[2], m);
+    assert_int_equal(tn_raft_term(nt.r[2]), term + 1);
+    tn_raft_ready rd;
+    tn_raft_ready_get(nt.r[2], &rd);
+    assert_int_equal(rd.hs.vote, 3);
+    for (size_t i = 0; i < rd.n_msgs; i++) tn_raft_msg_free(rd.msgs[i]);
+    assert_int_equal(rd.n_msgs_after_persist, 1);
+    assert_int_equal(rd.msgs_after_persist[0]->reject, 0);
+    tn_raft_msg_free(rd.msgs_after_persist[0]);
+    tn_raft_msg_free(m);
+    net_free(&nt);
+}
+
+static void test_rejected_vote_keeps_election_timer(void **state)
+{
+    (void)state;
+    /* a candidate with a stale log moves us to its term but must not reset our election timer,
+     * otherwise it could keep the up-to-date nodes from ever campaigning */
+    tn_raft_config c = cfg_for(2, 3);
+    c.pre_vote = 0;
+    c.check_quorum = 0;
+    tn_raft_entry e[1] = {{1, 1, TN_ENTRY_NORMAL, 0, NULL}};
+    tn_raft_hard_state hs = {1, 0, 1};
+    tn_raft_snapshot_meta none = {0};
+    tn_raft *r = tn_raft_restore(&c, &hs, &none, NULL, 0, e, 1);
+    tn_raft_set_election_timeout(r, 10);
+    for (int k = 0; k < 8; k++) tn_raft_tick(r);
+    tn_raft_msg *m = vote_req(3, 2, 5, 0, 0, 0); /* empty log: stale */
+    tn_raft_step(r, m);
+    assert_int_equal(tn_raft_term(r), 5);
+    tn_raft_tick(r);
+    tn_raft_tick(r); /* the 10th tick since the timer started: campaign */
+    assert_int_equal(tn_raft_role_of(r), TN_CANDIDATE);
+    assert_int_equal(tn_raft_term(r), 6);
+    tn_raft_ready rd;
+    tn_raft_ready_get(r, &rd);
+    for (size_t i = 0; i < rd.n_msgs; i++) tn_raft_msg_free(rd.msgs[i]);
+    for (size_t i = 0; i < rd.n_msgs_after_persist; i++) tn_raft_msg_free(rd.msgs_after_persist[i]);
+    tn_raft_msg_free(m);
+    tn_raft_free(r);
+}
+
 static void test_vote_refused_to_stale_log(void **state)
 {
     (void)state;
@@ -820,6 +889,8 @@ int main(void)
         cmocka_unit_test(test_election_prevote_and_terms),
         cmocka_unit_test(test_vote_grant_waits_for_persist),
         cmocka_unit_test(test_vote_refused_to_stale_log),
+        cmocka_unit_test(test_lease_guard_and_forced_vote),
+        cmocka_unit_test(test_rejected_vote_keeps_election_timer),
         cmocka_unit_test(test_leader_counts_itself_only_when_durable),
         cmocka_unit_test(test_no_commit_of_old_term_by_counting),
         cmocka_unit_test(test_follower_ack_waits_and_truncates_conflict),
