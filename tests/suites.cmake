@@ -38,3 +38,20 @@ endforeach()
 add_test(NAME sql.demo COMMAND ${CMAKE_SOURCE_DIR}/tests/sql/run.sh ${CMAKE_SOURCE_DIR}/sql/demo.sql
          ${CMAKE_SOURCE_DIR}/tests/sql/demo.expected)
 set_tests_properties(sql.demo PROPERTIES ENVIRONMENT "${TARN_SHELL_ENV}" TIMEOUT 300)
+
+# The deterministic Raft simulator (docs/raft.md): thousands of seeded runs across 3/5/7 nodes plus the
+# named regression scenarios; a smaller budget under the sanitizers, which are several times slower.
+if(TARGET tarn-sim)
+  if(TARN_SANITIZE)
+    add_test(NAME sim.quick COMMAND tarn-sim --quick --seeds 1-2000 --scenario-seeds 30 -q)
+  else()
+    add_test(NAME sim.quick COMMAND tarn-sim --quick -q)
+  endif()
+  set_tests_properties(sim.quick PROPERTIES TIMEOUT 900)
+  # Checking the checker: each deliberately broken rule must be reported as a violation.
+  foreach(m commit_old_term skip_vote_persist no_log_check_vote read_without_quorum ack_before_persist
+            count_unpersisted)
+    add_test(NAME sim.mutation.${m} COMMAND tarn-sim --mutate ${m} --expect-violation -q)
+    set_tests_properties(sim.mutation.${m} PROPERTIES TIMEOUT 600)
+  endforeach()
+endif()
