@@ -96,9 +96,27 @@ typedef struct va_cur {
 
 static int va_peek(const va_cur *c) { return c->pos < c->len ? (unsigned char)c->s[c->pos] : -1; }
 static int va_at_end(const va_cur *c) { return c->pos >= c->len; }
+static int va_comment_at(const va_cur *c, size_t pos)
+{
+    if (pos + 1 >= c->len) return 0;
+    return (c->s[pos] == '/' && c->s[pos + 1] == '*') || (c->s[pos] == '-' && c->s[pos + 1] == '-');
+}
+
+/* Skips whitespace and SQL comments: SQLite keeps a comment that sits inside an argument in its text. An
+ * unterminated block comment runs to the end, as in SQLite. */
 static void va_skip_ws(va_cur *c)
 {
-    while (c->pos < c->len && va_space((unsigned char)c->s[c->pos])) c->pos++;
+    for (;;) {
+        while (c->pos < c->len && va_space((unsigned char)c->s[c->pos])) c->pos++;
+        if (!va_comment_at(c, c->pos)) return;
+        if (c->s[c->pos] == '-') {
+            while (c->pos < c->len && c->s[c->pos] != '\n') c->pos++;
+            continue;
+        }
+        size_t p = c->pos + 2;
+        while (p + 1 < c->len && !(c->s[p] == '*' && c->s[p + 1] == '/')) p++;
+        c->pos = p + 1 < c->len ? p + 2 : c->len;
+    }
 }
 
 /* Reads a run of identifier characters (a keyword: type name, constraint). Returns its length. */
@@ -306,19 +324,19 @@ static int va_option(va_ctx *x, va_cur *c, const char *name, size_t name_len)
             return va_fail_arg(x, "unexpected text after the quoted value");
         }
     } else {
-        size_t start = c->pos, end = c->len;
-        while (end > start && va_space((unsigned char)c->s[end - 1])) end--;
-        for (size_t i = start; i < end; i++) {
-            int b = (unsigned char)c->s[i];
-            if (va_space(b)) return va_fail_arg(x, "a value with spaces must be quoted");
+        size_t start = c->pos;
+        while (c->pos < c->len && !va_space((unsigned char)c->s[c->pos]) && !va_comment_at(c, c->pos)) {
+            int b = (unsigned char)c->s[c->pos++];
             if (b == '\'' || b == '"') return va_fail_arg(x, "stray quote in an unquoted value");
         }
-        value_len = end - start;
+        value_len = c->pos - start;
+        va_skip_ws(c);
+        if (!va_at_end(c)) return va_fail_arg(x, "a value with spaces must be quoted");
+        if (value_len == 0) return va_fail(x, "option '%s': missing value", spec->name);
         value = sqlite3_malloc64(value_len + 1);
         if (!value) return SQLITE_NOMEM;
         memcpy(value, c->s + start, value_len);
         value[value_len] = 0;
-        c->pos = c->len;
     }
     tn_va_option *opt = &x->res->options[x->res->noptions++];
     opt->spec = spec;

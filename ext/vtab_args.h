@@ -33,6 +33,9 @@
  *             have a role (it is payload, read with json_extract). At most one PRIMARY KEY in the table;
  *             if any column is declared, exactly one must be the PRIMARY KEY.
  *
+ * Whitespace is any of space, \t, \n, \r, \f, \v; SQL comments (slash-star ... star-slash, and -- to the end
+ * of the line) count as whitespace, since SQLite keeps a comment that sits inside an argument in its text.
+ *
  * Error messages (module name first, then the cause), e.g.
  *   tarn: argument 3 'event_date TEXT SORTED': unknown constraint 'SORTED' (expected PRIMARY KEY, INDEXED or
  *   ORDERED)                                       [argument numbers count module arguments from 1]

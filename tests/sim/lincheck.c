@@ -368,6 +368,7 @@ static int lc_completed_first(const void *a, const void *b)
 static lc_verdict lc_check_key(lc_key_run *k, int64_t initial, uint64_t max_steps, char *why, size_t why_len)
 {
     lc_verdict verdict = LC_GAVE_UP;
+    uint64_t steps = 0;
     qsort(k->ops, (size_t)k->n, sizeof *k->ops, lc_completed_first);
     k->memo.cwords = ((size_t)k->completed + 63) / 64;
     k->memo.uwords = ((size_t)(k->n - k->completed) + 63) / 64;
@@ -380,7 +381,6 @@ static lc_verdict lc_check_key(lc_key_run *k, int64_t initial, uint64_t max_step
     int64_t state = initial;
     int depth = 0;
     int remaining = k->completed;
-    uint64_t steps = 0;
     int best_depth = -1, best_op = -1;
     int64_t best_state = initial;
     int e;
@@ -445,6 +445,9 @@ report:
                  k->ops[0]->key, best_depth, k->n, desc, best_state);
     }
 done:
+    if (verdict == LC_GAVE_UP && why && why_len && why[0] == 0)
+        snprintf(why, why_len, "key %" PRIu64 ": gave up after %" PRIu64 " steps (%d ops, %zu configurations)",
+                 k->ops[0]->key, steps, k->n, k->memo.nrecs);
     free(k->ev);
     free(k->stack);
     free(k->cbits);

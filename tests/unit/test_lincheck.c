@@ -327,6 +327,7 @@ static void test_step_limit_gives_up(void **state)
     for (int c = 0; c < 12; c++) wr(h, c, c + 1, 1 + (uint64_t)c, 100);
     rd(h, 99, 1000, 101, 102);
     assert_int_equal(check(h, 50), LC_GAVE_UP);
+    assert_non_null(strstr(h->why, "key 1: gave up after 51 steps"));
     assert_int_equal(check(h, 0), LC_VIOLATION);
     free(h);
 }
@@ -457,6 +458,72 @@ static void test_random_histories(void **state)
     free(h);
 }
 
+/* Reference: tries every order of the ops (exponential; tiny histories only). Unknown ops may be
+ * placed anywhere after their invoke or left out; completed ops must all be placed. */
+static int brute_force(const lc_op **ops, int n, unsigned placed, int64_t value)
+{
+    int all = 1;
+    for (int i = 0; i < n; i++)
+        if (!(placed >> i & 1) && ops[i]->outcome == LC_OK) all = 0;
+    if (all) return 1;
+    for (int i = 0; i < n; i++) {
+        if (placed >> i & 1) continue;
+        int allowed = 1;   /* nothing unplaced may have completed before this one was invoked */
+        for (int j = 0; j < n; j++)
+            if (j != i && !(placed >> j & 1) && ops[j]->outcome == LC_OK && ops[j]->complete < ops[i]->invoke)
+                allowed = 0;
+        if (!allowed) continue;
+        const lc_op *o = ops[i];
+        int64_t next = value;
+        int fits = 1;
+        switch (o->kind) {
+        case LC_WRITE: next = o->arg; break;
+        case LC_READ: fits = o->outcome == LC_UNKNOWN || o->result == value; break;
+        case LC_CAS:
+            if (o->outcome == LC_UNKNOWN) next = value == o->arg ? o->arg2 : value;
+            else if (o->result) { fits = value == o->arg; next = o->arg2; }
+            else fits = value != o->arg;
+            break;
+        }
+        if (fits && brute_force(ops, n, placed | 1u << i, next)) return 1;
+    }
+    return 0;
+}
+
+/* Small random histories, then random corruptions of them (a read's value, a CAS's result, an outcome
+ * flipped between completed and unknown): the checker's verdict must equal the exhaustive search's. */
+static void test_against_brute_force(void **state)
+{
+    uint64_t rng = 12345;
+    hist *h = new_hist();
+    int violations = 0, checked = 0;
+    for (int round = 0; round < 1500; round++) {
+        gen_history(h, &rng, 2 + (int)rng_below(&rng, 3), 2 + (int)rng_below(&rng, 3), 1,
+                    round % 3 ? 4 : 0, 15);
+        for (int mutation = 0; mutation < 3; mutation++) {
+            if (mutation > 0) {
+                lc_op *o = &h->ops[rng_below(&rng, h->n)];
+                if (o->kind == LC_READ) o->result = (int64_t)rng_below(&rng, 5);
+                else if (o->kind == LC_CAS && o->outcome == LC_OK) o->result = !o->result;
+                else if (o->outcome == LC_OK) o->outcome = LC_UNKNOWN;
+                else if (o->outcome == LC_UNKNOWN) { o->outcome = LC_OK; o->complete = o->invoke + 5; }
+            }
+            const lc_op *kept[16];
+            int n = 0;
+            for (size_t i = 0; i < h->n && n < 16; i++)
+                if (h->ops[i].outcome != LC_FAIL) kept[n++] = &h->ops[i];
+            if (n > 12) continue;
+            int expect = brute_force(kept, n, 0, 0);
+            lc_verdict v = check(h, 0);
+            assert_int_equal(v, expect ? LC_LINEARIZABLE : LC_VIOLATION);
+            violations += !expect;
+            checked++;
+        }
+    }
+    assert_true(violations > checked / 10 && violations < checked);   /* both verdicts well exercised */
+    free(h);
+}
+
 /* The simulator's scale: one key, 10 clients, 300 ops, valid and with the last read corrupted (the
  * deepest search); fresh values with 10% unknown outcomes, then few values with 2%. */
 static void test_random_large_single_key(void **state)
@@ -497,6 +564,7 @@ int main(void)
         cmocka_unit_test(test_tricky_reordering),
         cmocka_unit_test(test_step_limit_gives_up),
         cmocka_unit_test(test_random_histories),
+        cmocka_unit_test(test_against_brute_force),
         cmocka_unit_test(test_random_large_single_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

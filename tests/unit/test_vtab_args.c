@@ -152,6 +152,33 @@ static void test_option_value_forms(void **state)
     tn_vtab_args_free(a);
 }
 
+/* SQLite keeps a comment that sits inside an argument in the argument's text. */
+static void test_comments(void **state)
+{
+    tn_vtab_args *a = ok(&tn_va_module_tarn, "id /* the key, really */ INTEGER PRIMARY KEY|"
+                                             "t TEXT -- trailing\n INDEXED|"
+                                             "cluster = /* here */ 'x' -- done|"
+                                             "data=tcp://h/p/*c*/|token=a-b|collection=c--x|"
+                                             "compress=lz4 /* unterminated");
+    assert_int_equal(a->ncolumns, 2);
+    assert_int_equal(a->columns[0].role, TN_COL_PRIMARY_KEY);
+    assert_int_equal(a->columns[1].role, TN_COL_INDEXED);
+    assert_string_equal(opt(a, "cluster"), "x");
+    assert_string_equal(opt(a, "data"), "tcp://h/p");
+    assert_string_equal(opt(a, "token"), "a-b");
+    assert_string_equal(opt(a, "collection"), "c");
+    assert_string_equal(opt(a, "compress"), "lz4");
+    tn_vtab_args_free(a);
+    /* inside quotes a comment is text */
+    a = ok(&tn_va_module_tarn_kv, "cluster='a /* b */ -- c'");
+    assert_string_equal(opt(a, "cluster"), "a /* b */ -- c");
+    tn_vtab_args_free(a);
+    fails(&tn_va_module_tarn_kv, "/* only a comment */", "tarn_kv: argument 1 '/* only a comment */': empty argument");
+    fails(&tn_va_module_tarn_kv, "cluster=/* nothing */", "tarn_kv: option 'cluster': missing value");
+    fails(&tn_va_module_tarn_kv, "cluster=a /* x */ b",
+          "tarn_kv: argument 1 'cluster=a /* x */ b': a value with spaces must be quoted");
+}
+
 static void test_option_kinds(void **state)
 {
     tn_vtab_args *a = ok(&tn_va_module_tarn_kv, "timeout_ms=1|lease_read=ON");
@@ -551,6 +578,7 @@ int main(void)
         cmocka_unit_test(test_design_examples),
         cmocka_unit_test(test_no_arguments),
         cmocka_unit_test(test_option_value_forms),
+        cmocka_unit_test(test_comments),
         cmocka_unit_test(test_option_kinds),
         cmocka_unit_test(test_int_limits),
         cmocka_unit_test(test_option_errors),
