@@ -22,7 +22,7 @@ SQLITE_EXTENSION_INIT3
 #define DEFAULT_REQUEST_TIMEOUT_MS 1000
 #define BACKOFF_MIN_MS 10
 #define BACKOFF_MAX_MS 500
-#define CONNECT_WAIT_MS 50 /* how long an attempt waits for a member's connection to come up */
+#define DEFAULT_CONNECT_WAIT_MS 50 /* how long an attempt waits for a member's connection to come up */
 
 typedef struct member {
     char *url;
@@ -48,9 +48,10 @@ struct tn_cluster {
     uint8_t token[TN_ENV_MAX_TOKEN];
     size_t token_len;
     tn_tls_opts tls; /* strings sqlite3_malloc'd */
-    int deadline_ms, request_timeout_ms, stale_reads;
+    int deadline_ms, request_timeout_ms, connect_wait_ms, stale_reads;
     atomic_int closing;
-    int inflight;        /* calls started and not finished (under mu) */
+    struct tn_call *calls; /* calls started and not yet freed (list under mu) */
+    int inflight;        /* their number (under mu) */
     pthread_cond_t idle; /* signalled when inflight drops to 0 */
 };
 
@@ -220,6 +221,7 @@ int tn_cluster_open(const char *urls, const tn_cluster_opts *opts, tn_cluster **
     atomic_init(&cl->seq, 0);
     cl->deadline_ms = opts->deadline_ms > 0 ? opts->deadline_ms : DEFAULT_DEADLINE_MS;
     cl->request_timeout_ms = opts->request_timeout_ms > 0 ? opts->request_timeout_ms : DEFAULT_REQUEST_TIMEOUT_MS;
+    cl->connect_wait_ms = opts->connect_wait_ms > 0 ? opts->connect_wait_ms : DEFAULT_CONNECT_WAIT_MS;
     cl->stale_reads = opts->stale_reads;
     if (opts->token_len > TN_ENV_MAX_TOKEN) {
         rc = TN_BAD_REQUEST;
@@ -265,20 +267,26 @@ fail:
     return rc;
 }
 
+static void cancel_calls_locked(tn_cluster *cl);
+
 void tn_cluster_close(tn_cluster *cl)
 {
     if (!cl) return;
     /* Calls still running (async ones) fail their attempt when their socket closes, see `closing` and
      * finish; wait for them before freeing what they use. */
     atomic_store(&cl->closing, 1);
-    /* nng_close waits for callbacks on the socket, which take mu: close without holding it. Members
-     * added meanwhile (hints) are closed by member_free below. */
+    /* Sockets are closed only after every call is gone, including threads still returning from an nng
+     * call that started an operation: nng 1.5.2 panics when a socket closes under such a thread. Calls
+     * notice `closing` at their next step; cancelling their operations brings that step on now. */
     pthread_mutex_lock(&cl->mu);
-    int n = cl->n_members;
-    pthread_mutex_unlock(&cl->mu);
-    for (int i = 0; i < n; i++) nng_close(cl->members[i]->sock);
-    pthread_mutex_lock(&cl->mu);
-    while (cl->inflight > 0) pthread_cond_wait(&cl->idle, &cl->mu);
+    while (cl->inflight > 0) {
+        cancel_calls_locked(cl);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 10 * 1000000;
+        if (until.tv_nsec >= 1000000000) until.tv_sec++, until.tv_nsec -= 1000000000;
+        pthread_cond_timedwait(&cl->idle, &cl->mu, &until);
+    }
     pthread_mutex_unlock(&cl->mu);
     for (int i = 0; i < cl->n_members; i++) member_free(cl->members[i]);
     pthread_cond_destroy(&cl->idle);
@@ -350,7 +358,7 @@ static int member_count(tn_cluster *cl)
     return n;
 }
 
-/* Members are tried in turn; one without a connection gets CONNECT_WAIT_MS for its dialer to connect. */
+/* Members are tried in turn; one without a connection gets connect_wait_ms for its dialer to connect. */
 static int next_member(tn_cluster *cl, int from) { return (from + 1) % member_count(cl); }
 
 /* First target: the believed leader, else (or for a stale read) the members in turn, call after call. */
@@ -377,13 +385,13 @@ static void forget_leader(tn_cluster *cl, int idx)
     pthread_mutex_unlock(&cl->mu);
 }
 
-/* ------------------------------------------------------------------ one call: a state machine on one aio
+/* ------------------------------------------------------------------ one call: a state machine
  *
- * attempt:  CONNECT (poll, 1 ms steps, until the member has a connection or CONNECT_WAIT_MS pass)
+ * attempt:  CONNECT (poll, 1 ms steps, until the member has a connection or connect_wait_ms pass)
  *        -> SEND -> RECV (both within the attempt's timeout) -> a real answer ends the call;
  *           NOT_LEADER / UNAVAILABLE / TIMEOUT answers and failures pick the next target;
  *        -> SLEEP (backoff) after a round of members without an answer -> next attempt.
- * Every step after the first runs in the aio's callback on an nng thread. */
+ * Every step after the first runs in a callback (of `aio` or `timer`) on an nng thread. */
 
 enum call_phase { PH_CONNECT, PH_SEND, PH_RECV, PH_SLEEP };
 
@@ -401,6 +409,7 @@ typedef struct tn_call {
                      * an aio that once slept reports its timeout as success: keep them apart */
     nng_ctx ctx;
     member *ctx_of; /* the member whose context `ctx` is borrowed, or NULL */
+    struct tn_call *next, **pprev; /* in cl->calls */
     atomic_int refs; /* 1 until finished, +1 while a thread is inside an nng call that starts an op */
     tn_cluster_done_fn done;
     void *arg;
@@ -416,12 +425,14 @@ static void call_unref(tn_call *c)
     tn_cluster *cl = c->cl;
     if (c->ctx_of) ctx_return(c->ctx_of, c->ctx);
     tn_wr_free(&c->env);
+    pthread_mutex_lock(&cl->mu);
+    *c->pprev = c->next; /* off the list first: close cancels the aios of the calls on it */
+    if (c->next) c->next->pprev = c->pprev;
+    if (--cl->inflight == 0) pthread_cond_broadcast(&cl->idle);
+    pthread_mutex_unlock(&cl->mu); /* cl may be gone from here on */
     nng_aio_reap(c->aio); /* we may be inside its callback: freed by nng in the background */
     nng_aio_reap(c->timer);
     sqlite3_free(c);
-    pthread_mutex_lock(&cl->mu);
-    if (--cl->inflight == 0) pthread_cond_broadcast(&cl->idle);
-    pthread_mutex_unlock(&cl->mu);
 }
 
 /* Starting an nng operation: the operation may complete, and the whole call finish on nng's threads,
@@ -575,6 +586,10 @@ static void call_cb(void *arg)
             if (m) nng_msg_free(m);
             break;
         }
+        if (atomic_load(&c->cl->closing)) {
+            rv = NNG_ECLOSED;
+            break;
+        }
         int64_t left = c->attempt_until - now_ms();
         c->phase = PH_RECV;
         nng_aio_set_timeout(c->aio, (nng_duration)(left > 1 ? left : 1));
@@ -623,9 +638,20 @@ static void call_attempt(tn_call *c)
         call_send(c);
         return;
     }
-    c->connect_until = now + (c->attempt_until - now < CONNECT_WAIT_MS ? c->attempt_until - now : CONNECT_WAIT_MS);
+    int64_t wait = c->attempt_until - now < cl->connect_wait_ms ? c->attempt_until - now : cl->connect_wait_ms;
+    c->connect_until = now + wait;
     c->phase = PH_CONNECT;
     start_sleep(c, 1);
+}
+
+/* Cancels whatever the running calls wait for (caller holds mu; nng completes cancelled operations on
+ * its own threads, so no callback runs inside this). */
+static void cancel_calls_locked(tn_cluster *cl)
+{
+    for (tn_call *c = cl->calls; c; c = c->next) {
+        nng_aio_cancel(c->aio);
+        nng_aio_cancel(c->timer);
+    }
 }
 
 int tn_cluster_call_async(tn_cluster *cl, const tn_wr *req, tn_cluster_done_fn done, void *arg)
@@ -654,6 +680,10 @@ int tn_cluster_call_async(tn_cluster *cl, const tn_wr *req, tn_cluster_done_fn d
     c->target = first_target(cl, c->any_member);
     pthread_mutex_lock(&cl->mu);
     cl->inflight++;
+    c->next = cl->calls;
+    if (c->next) c->next->pprev = &c->next;
+    c->pprev = &cl->calls;
+    cl->calls = c;
     pthread_mutex_unlock(&cl->mu);
     call_attempt(c);
     return TN_SUCCESS;

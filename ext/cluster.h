@@ -12,8 +12,8 @@
  * forwarding — is the node's business.
  *
  * Retries. On NOT_LEADER the call follows leader_hint at once (or tries the next member); on no answer
- * within request_timeout_ms (member dead or partitioned), no connection within 50 ms (nothing is sent
- * then, so no stale copy reaches the member later), or an UNAVAILABLE/TIMEOUT answer it tries the next
+ * within request_timeout_ms (member dead or partitioned), no connection within connect_wait_ms (nothing is
+ * sent then, so no stale copy reaches the member later), or an UNAVAILABLE/TIMEOUT answer it tries the next
  * member; after a round over all members it sleeps an exponential backoff with
  * jitter (10 ms doubling to 500 ms). The call gives up at deadline_ms after it started with
  * "tarn: no leader reachable after <deadline_ms> ms (tried <url>, <url>)" naming each member tried.
@@ -56,6 +56,7 @@ typedef struct tn_cluster_opts {
     const char *tls_key_file;
     int deadline_ms;        /* total time of one call, retries included; 0 = 5000 */
     int request_timeout_ms; /* one attempt; 0 = 1000 (capped by what is left of the deadline) */
+    int connect_wait_ms;    /* how long an attempt waits for a member with no connection up; 0 = 50 */
     int stale_reads;        /* route TN_READ_STALE requests to any member */
 } tn_cluster_opts;
 

@@ -51,7 +51,7 @@ static void coll_free(coll *c)
         }
     }
     bt_destroy(&c->pk);
-    for (size_t s = 0; s < c->n_idx; s++) {
+    for (size_t s = 0; c->slot_role && s < c->n_idx; s++) { /* roles are set only once built */
         if (c->otree && c->slot_role[s] == TN_R_ORDERED) bt_destroy(&c->otree[s]);
         if (c->hash && c->slot_role[s] == TN_R_HASH) hidx_destroy(&c->hash[s]);
     }
@@ -713,6 +713,7 @@ int tn_colls_write(tn_colls *cs, const tn_wctx *ctx, const void *name, size_t na
 {
     char msg[320] = "";
     int rc;
+    size_t mark0 = cs->n_u;
     tn_rd r;
     tn_rd_init(&r, payload, len);
     uint8_t kind = tn_rd_u8(&r);
@@ -751,7 +752,7 @@ int tn_colls_write(tn_colls *cs, const tn_wctx *ctx, const void *name, size_t na
             rc = TN_NOMEM;
             goto reply;
         }
-        nc->last_write = ctx->index;
+        nc->last_write = nc->last_remove = ctx->index; /* whatever was there before is gone */
         rc = TN_SUCCESS;
         goto reply;
     }
@@ -781,13 +782,17 @@ int tn_colls_write(tn_colls *cs, const tn_wctx *ctx, const void *name, size_t na
         goto reply;
     }
     rc = write_rows(cs, c, ctx, &r, out, msg, sizeof msg);
-    if (!cs->txn) commit_all(cs);
-    return out->oom ? TN_NOMEM : rc;
+    goto done;
 reply:
     if (rc == TN_NOMEM && !msg[0]) snprintf(msg, sizeof msg, "out of memory");
     wresult_encode(out, rc, msg, 0, NULL, 0);
+done:
+    if (out->oom) { /* the caller cannot learn the outcome: undo it */
+        rollback_to(cs, mark0);
+        rc = TN_NOMEM;
+    }
     if (!cs->txn) commit_all(cs);
-    return out->oom ? TN_NOMEM : rc;
+    return rc;
 }
 
 /* ---- reads --------------------------------------------------------------------------------------- */
@@ -947,6 +952,45 @@ int tn_colls_serialize(const tn_colls *cs, tn_wr *w)
     return w->oom ? TN_NOMEM : TN_SUCCESS;
 }
 
+static int slot_row_cmp(const void *a, const void *b, void *arg)
+{
+    size_t slot = *(const size_t *)arg;
+    const crow *x = *(crow *const *)a, *y = *(crow *const *)b;
+    int c = tn_val_cmp(&x->idx[slot], &y->idx[slot]);
+    return c ? c : tn_val_cmp(&x->pk, &y->pk);
+}
+
+/* Builds every secondary index of a collection whose rows are all in the pk tree (snapshot load):
+ * ordered indexes get their rows in index order, so each insert appends to a cached rightmost path and
+ * leaves come out full; statistics are counted on the way. 0 or -1 (NOMEM; coll_free cleans up). */
+static int build_indexes(coll *c)
+{
+    size_t n = c->pk.count;
+    crow **v = malloc((n ? n : 1) * sizeof *v);
+    if (!v) return -1;
+    bt_cur cur;
+    size_t k = 0;
+    for (bt_first(&c->pk, &cur); bt_valid(&cur); bt_next(&cur)) v[k++] = bt_get(&cur);
+    for (size_t s = 0; s < c->n_idx; s++) {
+        if (c->slot_role[s] == TN_R_ORDERED && n > 1) qsort_r(v, n, sizeof *v, slot_row_cmp, &s);
+        for (k = 0; k < n; k++) {
+            const tn_val *val = &v[k]->idx[s];
+            if (c->slot_role[s] == TN_R_ORDERED) {
+                if (bt_insert(&c->otree[s], v[k])) goto nomem;
+                if (k == 0 || tn_val_cmp(&v[k - 1]->idx[s], val) != 0) c->distinct[s]++;
+            } else if (hidx_insert(&c->hash[s], v[k])) {
+                goto nomem;
+            }
+            if (val->type == TN_V_NULL) c->nulls[s]++;
+        }
+    }
+    free(v);
+    return 0;
+nomem:
+    free(v);
+    return -1;
+}
+
 static int load_coll(tn_colls *dst, tn_rd *r)
 {
     size_t name_len;
@@ -984,12 +1028,16 @@ static int load_coll(tn_colls *dst, tn_rd *r)
             rc = TN_NOMEM;
             goto fail;
         }
-        if (coll_link(c, row)) {
+        if (bt_insert(&c->pk, row)) { /* appends: rows come in pk order */
             free(row);
             rc = TN_NOMEM;
             goto fail;
         }
         prev = row;
+    }
+    if (build_indexes(c)) {
+        rc = TN_NOMEM;
+        goto fail;
     }
     if (colls_insert(dst, c)) {
         rc = TN_NOMEM;

@@ -361,7 +361,8 @@ void tn_colls_free(tn_colls *c); /* NULL is a no-op; an open transaction is disc
 
 /* Applies one write payload to collection `name`; appends a wresult to out. Returns the overall code
  * (the same as in the wresult): SUCCESS / SUCCESS_OVERWRITE, a row/collection error, CLIENT_REQ_ERROR
- * (malformed payload: nothing applied), NOMEM (rolled back). */
+ * (malformed payload: nothing applied), NOMEM (nothing applied — also when out ran out of memory, in
+ * which case out->oom is set and its content is not a valid wresult). */
 int tn_colls_write(tn_colls *c, const tn_wctx *ctx, const void *name, size_t name_len, const void *payload,
                    size_t len, tn_wr *out);
 

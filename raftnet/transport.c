@@ -35,6 +35,10 @@
 #define DEFAULT_PEER_TIMEOUT_MS 2000
 #define REPLY_SEND_TIMEOUT_MS 10000 /* a reply stuck this long behind a dead connection is dropped */
 #define IN_HOLD_MAX 256u            /* peer messages held back waiting for a predecessor, per sender */
+#define MAX_WINDOW 64u              /* peer_window is capped here... */
+#define SEQ_SPAN_MAX (IN_HOLD_MAX - 1) /* ...and a sender never runs more than this far ahead of its oldest
+                                        * unacknowledged message, so a receiver never holds more than
+                                        * IN_HOLD_MAX - 1 and never has to skip a gap that may still fill */
 #define IN_SENDERS_MAX 1024u        /* senders whose order is tracked; beyond: delivered unordered */
 #define LOG_EVERY 1000u             /* after the first 10, log one of every LOG_EVERY rejections */
 
@@ -300,6 +304,7 @@ struct peer_out {
     size_t q_head, q_len, q_cap;
     out_slot *slots;
     unsigned n_slots;
+    uint64_t seq_span; /* see SEQ_SPAN_MAX */
     tn_peer_stats st;
 };
 
@@ -520,7 +525,7 @@ static void peer_accept(tn_transport *t, const tn_env *env, nng_msg *msg)
             goto done;
         }
         if (pi->n_held < IN_HOLD_MAX) break;
-        /* Too far ahead: stop waiting for the gap. */
+        /* Too far ahead (not a sender of ours, see SEQ_SPAN_MAX): stop waiting for the gap. */
         pi->next = pi->held[0].seq + 1;
         held_pop_deliver(t, pi);
         held_drain(t, pi);
@@ -684,8 +689,16 @@ static void peer_pump(peer_out *p)
         pthread_mutex_lock(&p->mu);
         out_slot *s = NULL;
         if (!p->closing && p->q_len > 0) {
-            for (unsigned i = 0; i < p->n_slots && !s; i++)
-                if (!p->slots[i].busy) s = &p->slots[i];
+            /* Acks come back as soon as a message arrives, also one the receiver must hold back because
+             * an older one is late; so the in-flight count alone does not bound how many it holds. The
+             * distance from the oldest unacknowledged message does. */
+            uint64_t oldest = p->queue[p->q_head].seq;
+            for (unsigned i = 0; i < p->n_slots; i++)
+                if (p->slots[i].busy && p->slots[i].seq < oldest) oldest = p->slots[i].seq;
+            if (p->queue[p->q_head].seq - oldest < p->seq_span) {
+                for (unsigned i = 0; i < p->n_slots && !s; i++)
+                    if (!p->slots[i].busy) s = &p->slots[i];
+            }
         }
         if (!s) {
             pthread_mutex_unlock(&p->mu);
@@ -761,6 +774,7 @@ static int peer_out_new(tn_transport *t, uint64_t id, const char *url, peer_out 
     p->next_seq = 1;
     p->q_cap = t->o.peer_queue_max;
     p->n_slots = t->o.peer_window;
+    p->seq_span = 4u * p->n_slots < SEQ_SPAN_MAX ? 4u * p->n_slots : SEQ_SPAN_MAX;
     p->url = strdup(url);
     p->queue = calloc(p->q_cap, sizeof *p->queue);
     p->slots = calloc(p->n_slots, sizeof *p->slots);
@@ -1001,6 +1015,7 @@ int tn_transport_open(const tn_transport_opts *opts, tn_transport **out, char *e
     atomic_init(&t->closing, 0);
     if (!t->o.n_contexts) t->o.n_contexts = DEFAULT_CONTEXTS;
     if (!t->o.peer_window) t->o.peer_window = DEFAULT_WINDOW;
+    if (t->o.peer_window > MAX_WINDOW) t->o.peer_window = MAX_WINDOW;
     if (!t->o.peer_queue_max) t->o.peer_queue_max = DEFAULT_QUEUE;
     if (t->o.peer_timeout_ms <= 0) t->o.peer_timeout_ms = DEFAULT_PEER_TIMEOUT_MS;
     t->o.listen_url = NULL;

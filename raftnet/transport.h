@@ -28,8 +28,12 @@
  * in order could reach user code out of order. The sender numbers its messages (seq, per peer and stream;
  * stream is random per sending queue) and tells the lowest seq it still has in flight (low); the receiver
  * delivers in seq order, buffers a message that overtook a predecessor, drops duplicates, and skips a gap
- * once the sender says (low) that the missing message was given up. Result: per (sender, receiver) pair,
- * on_peer sees messages in send order, with losses but no reordering or duplication.
+ * once the sender says (low) that the missing message was given up. A sender never runs more than
+ * 4 x peer_window messages ahead of its oldest unacknowledged one, which bounds what a receiver holds.
+ * Result: per (sender, receiver) pair, on_peer sees messages in send order, with losses but no
+ * reordering or duplication. (A message that overtook one the sender later gives up waits for the
+ * sender's next message, whose `low` releases it: with Raft's steady heartbeats that is a short delay,
+ * and only after a loss.)
  *
  * Threads. on_client, on_peer and on_log run on nng's worker threads. on_peer calls are serialized (one
  * at a time per transport); on_client calls may run concurrently on several threads. All three must be
@@ -115,7 +119,7 @@ typedef struct tn_transport_opts {
     size_t token_len;         /* <= TN_ENV_MAX_TOKEN */
     tn_tls_opts tls;
     unsigned n_contexts;      /* receive contexts; 0 = 128 */
-    unsigned peer_window;     /* in-flight messages per peer; 0 = 16 */
+    unsigned peer_window;     /* in-flight messages per peer; 0 = 16, at most 64 */
     unsigned peer_queue_max;  /* queued (not yet in flight) messages per peer; 0 = 4096 */
     int peer_timeout_ms;      /* give up a peer message after this long; 0 = 2000 */
     tn_on_client_fn on_client; /* NULL: CLIENT envelopes are answered UNAVAILABLE */

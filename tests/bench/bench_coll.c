@@ -233,6 +233,14 @@ int main(int argc, char **argv)
     t0 = now_s();
     tn_colls_serialize(cs, &img);
     t1 = now_s();
+    const char *dump = getenv("TARN_BENCH_DUMP"); /* write the image for profiling the loader */
+    if (dump) {
+        FILE *f = fopen(dump, "wb");
+        if (f) {
+            fwrite(img.p, 1, img.len, f);
+            fclose(f);
+        }
+    }
     tn_colls *cs2 = tn_colls_new();
     double t2 = now_s();
     if (tn_colls_deserialize(cs2, img.p, img.len) != TN_SUCCESS) abort();

@@ -11,8 +11,9 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 cd "$build"
 # -bail is not used: scripts check that errors are reported and execution goes on.
-sqlite3 :memory: < "$sql" > "$out" 2>&1 || true
-env -u LD_PRELOAD /usr/bin/python3 - "$expected" "$out" <<'PY'
+# TARN_PRELOAD (sanitizer builds): the ASan runtime, loaded into sqlite3 only.
+env ${TARN_PRELOAD:+LD_PRELOAD=$TARN_PRELOAD} sqlite3 :memory: < "$sql" > "$out" 2>&1 || true
+/usr/bin/python3 - "$expected" "$out" <<'PY'
 import re, sys
 exp = open(sys.argv[1], encoding="utf-8", errors="replace").read().splitlines()
 got = open(sys.argv[2], encoding="utf-8", errors="replace").read().splitlines()

@@ -141,7 +141,10 @@ static tn_cluster *open_cluster(const char *urls, int deadline_ms, int timeout_m
 {
     tn_cluster *cl = NULL;
     char *err = NULL;
-    tn_cluster_opts o = {.deadline_ms = deadline_ms, .request_timeout_ms = timeout_ms, .stale_reads = stale};
+    /* A member's connection gets the whole attempt to come up, so which member answers does not depend
+     * on how fast the machine is. */
+    tn_cluster_opts o = {.deadline_ms = deadline_ms, .request_timeout_ms = timeout_ms, .connect_wait_ms = timeout_ms,
+                         .stale_reads = stale};
     int rc = tn_cluster_open(urls, &o, &cl, &err);
     if (rc != TN_SUCCESS) fail_msg("tn_cluster_open(%s): %s", urls, err ? err : "?");
     assert_null(err);

@@ -871,6 +871,32 @@ static void test_transactions(void **state)
     assert_int_equal(tn_colls_write(cs, &ctx, "events", 6, p.p, p.len, &out), TN_SUCCESS);
     tn_colls_txn_commit(cs);
     assert_int_equal(tn_colls_count(cs), 0);
+    /* drop and re-create the same name in one transaction: rollback restores the old one, with its rows */
+    assert_int_equal(ct_create(cs, "events", &ev_schema, 213, NULL, 0), TN_SUCCESS);
+    assert_int_equal(ct_put(cs, 214, TN_ROW_INSERT, 1, T("old"), N(), I(1), "", NULL), TN_SUCCESS);
+    assert_int_equal(tn_colls_txn_begin(cs), TN_SUCCESS);
+    out.len = 0;
+    ctx.index = 215;
+    assert_int_equal(tn_colls_write(cs, &ctx, "events", 6, p.p, p.len, &out), TN_SUCCESS);
+    tn_coll_column other_cols[2] = {{"k", 1, TN_T_TEXT, TN_R_PK}, {"v", 1, TN_T_BLOB, TN_R_PLAIN}};
+    tn_coll_schema other = {2, other_cols, 0};
+    assert_int_equal(ct_create(cs, "events", &other, 216, NULL, 0), TN_SUCCESS);
+    tn_colls_txn_rollback(cs);
+    assert_int_equal(tn_colls_rows(cs, "events", 6), 1);
+    assert_int_equal(ct_create(cs, "events", &ev_schema, 217, NULL, 0), TN_SUCCESS_OVERWRITE);
+    assert_int_equal(tn_colls_check(cs), 0);
+    /* and committed: the new schema stays, and a range check from before the re-creation conflicts */
+    assert_int_equal(tn_colls_txn_begin(cs), TN_SUCCESS);
+    out.len = 0;
+    ctx.index = 218;
+    assert_int_equal(tn_colls_write(cs, &ctx, "events", 6, p.p, p.len, &out), TN_SUCCESS);
+    assert_int_equal(ct_create(cs, "events", &other, 219, NULL, 0), TN_SUCCESS);
+    tn_colls_txn_commit(cs);
+    assert_int_equal(tn_colls_rows(cs, "events", 6), 0);
+    tn_coll_row_op rc = {.mode = TN_ROW_RANGE_CHECK, .expect_rev = 217};
+    assert_int_equal(ct_rows(cs, "events", 220, &rc, 1, 0, &wr), TN_TXN_CONFLICT);
+    rc.expect_rev = 219;
+    assert_int_equal(ct_rows(cs, "events", 221, &rc, 1, 0, &wr), TN_SUCCESS);
     /* free with an open transaction discards it */
     assert_int_equal(tn_colls_txn_begin(cs), TN_SUCCESS);
     assert_int_equal(ct_create(cs, "x", &ev_schema, 212, NULL, 0), TN_SUCCESS);

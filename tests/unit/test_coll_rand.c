@@ -1,7 +1,7 @@
 /* test_coll_rand.c — randomized differential test of the collection executor and writes against a
  * brute-force model: random rows (NULLs, duplicates, mixed types), random upserts / updates that move
  * the pk / deletes, and thousands of random queries compared with a filter over every row. On a mismatch
- * it prints the seed and the query number; TARN_COLL_SEED=<n> replays one seed. */
+ * it prints the seed and the query number; TARN_COLL_SEED=<seed>:<rows>:<queries> replays that run. */
 #include <stdlib.h>
 
 #include "test_coll_util.h"
@@ -188,11 +188,12 @@ static int plan_index(const char *plan)
     return -1;
 }
 
+/* On a mismatch: the seed and shape of the run, in the form TARN_COLL_SEED replays. */
 #define CHECK_SEED(cond, seed, qn)                                                                            \
     do {                                                                                                      \
         if (!(cond)) {                                                                                        \
-            fprintf(stderr, "mismatch: seed %llu query %d: %s (replay: TARN_COLL_SEED=%llu)\n",             \
-                    (unsigned long long)(seed), (qn), #cond, (unsigned long long)(seed));                     \
+            fprintf(stderr, "mismatch: seed %llu query %d: %s (replay: TARN_COLL_SEED=%llu:%d:%d)\n",       \
+                    (unsigned long long)(seed), (qn), #cond, (unsigned long long)(seed), nid, n_queries);     \
             fail();                                                                                           \
         }                                                                                                     \
     } while (0)
@@ -340,12 +341,16 @@ static void test_differential(void **state)
     (void)state;
     int plans_seen[7] = {0};
     const char *env = getenv("TARN_COLL_SEED");
-    if (env) {
-        run_seed(strtoull(env, NULL, 10), 3000, 3000, plans_seen);
+    if (env) { /* seed[:rows[:queries]] */
+        char *end;
+        unsigned long long seed = strtoull(env, &end, 10);
+        int nid = *end == ':' ? (int)strtol(end + 1, &end, 10) : 300;
+        int nq = *end == ':' ? (int)strtol(end + 1, &end, 10) : 2000;
+        run_seed(seed, nid > 0 ? nid : 300, nq > 0 ? nq : 2000, plans_seen);
         return;
     }
-    run_seed(1, 300, 2500, plans_seen);
-    run_seed(2, 3000, 1500, plans_seen);
+    run_seed(1, 300, 2000, plans_seen);
+    run_seed(2, 3000, 1000, plans_seen);
     run_seed(0xC0FFEE, 60, 2500, plans_seen);
     /* every access path was exercised */
     for (int k = 0; k < 7; k++) {
