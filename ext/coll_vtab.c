@@ -41,9 +41,16 @@
  * refreshed after this connection commits or every TN_COLL_STATS_TTL_MS) via tn_coll_estimate.
  * A query is ONE request: the whole answer comes from one revision of the store.
  *
+ * ---- Transactions (txn.h, docs/transactions.md) --------------------------------------------------------
+ * xUpdate only appends row ops to the connection's transaction buffer (txn.h, shared with every `tarn`
+ * and `tarn_kv` table of the same store); the commit point is xSync, which sends the buffer and the read
+ * set as one atomic request. Reads inside a transaction (BEGIN … COMMIT, or a writing statement):
+ *   - record what they read: a query that is only pk = / IN records each pk (revision, or absent);
+ *     any other query records one RANGE_CHECK of its predicates at the answer's revision (phantoms);
+ *   - when the transaction has buffered writes for this collection, see them (read-your-writes): the
+ *     query goes without LIMIT/OFFSET and with every value, the buffered rows replace the store's and
+ *     are filtered by the same predicates here, then ordered (ORDER BY, else pk) and limited here.
  * ---- Writes ---------------------------------------------------------------------------------------------
- * xUpdate only appends row ops to the connection's transaction buffer (txn.h); the commit point is xSync,
- * which sends the buffer of every table sharing the client as one atomic request.
  *   INSERT            TN_ROW_INSERT: an existing key fails the commit with SQLITE_CONSTRAINT (ROW_EXISTS).
  *                     A key written earlier in the transaction fails at once. In an autocommit statement
  *                     the commit is the statement's end; inside BEGIN … COMMIT a key that exists in the
@@ -55,9 +62,8 @@
  *   OR REPLACE        TN_ROW_UPSERT.
  *   UPDATE / DELETE   carry the revision the statement's scan read (readset: encoded pk -> rev, kept from
  *                     xBegin to the end of the transaction): a row changed meanwhile fails the commit with
- *                     SQLITE_BUSY naming the row (UpdateIf / optimistic concurrency). An UPDATE of a row this
- *                     transaction already changed is refused at once (reads do not see the transaction's
- *                     own writes yet, so its new image would be built from stale values).
+ *                     SQLITE_BUSY naming the row (UpdateIf / optimistic concurrency). A row this transaction
+ *                     already changed is updated / deleted unconditionally (its earlier op carries the check).
  *   Savepoints (xSavepoint/xRelease/xRollbackTo) mark the buffer: statement rollback and ROLLBACK TO drop the
  *   right ops. UPDATE/DELETE … RETURNING are not available on virtual tables (SQLite limitation).
  */
@@ -83,14 +89,13 @@ SQLITE_EXTENSION_INIT3
 #define TN_COLL_STATS_TTL_MS 5000
 #define DEFAULT_IN_SIZE 10 /* IN list length assumed when planning */
 
-int tn_coll_register(sqlite3 *db, tn_conn *conn);
 
 /* ---- per-connection module context -------------------------------------------------------------- */
 
 typedef struct coll_ctx {
     int refs;
     tn_conn *conn;
-    tn_txn_registry txns; /* one write buffer per client of this connection */
+    tn_txn_registry *txns; /* one transaction per client of this connection, shared with tarn_kv */
     /* One extra reference to every client a table of this connection used, held until the connection
      * closes: SQLite disconnects every virtual table when it resets the schema (e.g. after a failed
      * CREATE VIRTUAL TABLE), and the last release of an embedded engine's client destroys its in-memory
@@ -103,9 +108,9 @@ static void coll_ctx_free(void *p)
 {
     coll_ctx *ctx = p;
     if (!ctx || --ctx->refs > 0) return;
-    tn_txn_registry_clear(&ctx->txns);
     for (size_t i = 0; i < ctx->n_pinned; i++) tn_conn_release(ctx->conn, ctx->pinned[i]);
     sqlite3_free(ctx->pinned);
+    tn_txn_registry_unref(ctx->txns);
     tn_conn_free(ctx->conn);
     sqlite3_free(ctx);
 }
@@ -156,7 +161,22 @@ typedef struct coll_cursor {
     int unpacked;
     tn_val *plain; /* n_plain, valid when unpacked */
     tn_rowpack_scratch scratch;
+    /* Merged mode: the store's rows with the transaction's own writes laid over them (read-your-writes),
+     * filtered, ordered and limited here. rows point into res or into own_bytes. */
+    int mat;
+    tn_coll_rrow *rows;
+    uint8_t *own; /* per row: 1 = written by this transaction (no revision yet) */
+    size_t n_rows, cap_rows;
+    tn_wr own_bytes;
+    tn_val *own_vals;
 } coll_cursor;
+
+static inline const tn_coll_rrow *cur_row(const coll_cursor *cur)
+{
+    return cur->mat ? &cur->rows[cur->i] : &cur->res.rows[cur->i];
+}
+
+static inline size_t cur_n_rows(const coll_cursor *cur) { return cur->mat ? cur->n_rows : cur->res.n_rows; }
 
 static void set_error(coll_vtab *vt, const char *fmt, ...)
 {
@@ -344,7 +364,9 @@ static int coll_call(coll_vtab *vt, tn_op *op, tn_wr *buf, tn_resp *resp)
     if (rc == TN_SUCCESS) rc = tn_resp_decode(buf->p, buf->len, resp);
     if (rc != TN_SUCCESS) {
         if (rc == TN_NOMEM) return SQLITE_NOMEM;
-        set_error(vt, "tarn: %s: request to %s failed", tn_code_name(rc), tn_client_target(vt->client));
+        const char *why = tn_client_last_error(vt->client);
+        if (why) set_error(vt, "%s", why);
+        else set_error(vt, "tarn: %s: request to %s failed", tn_code_name(rc), tn_client_target(vt->client));
         return rc == TN_TIMEOUT || rc == TN_UNAVAILABLE ? SQLITE_BUSY : SQLITE_ERROR;
     }
     if (resp->code != TN_SUCCESS || resp->n_results != 1) {
@@ -433,7 +455,8 @@ static void refresh_stats(coll_vtab *vt)
 static int is_ident_char(int c) { return c == '_' || isalnum(c) || (c & 0x80); }
 
 typedef struct decl {
-    char *collection, *cluster, *engine;
+    char *collection, *cluster, *engine, *token;
+    int timeout_ms;
     int compress;
     size_t n_cols;
     tn_coll_column *cols; /* names sqlite3_malloc'd */
@@ -444,6 +467,7 @@ static void decl_free(decl *d)
     sqlite3_free(d->collection);
     sqlite3_free(d->cluster);
     sqlite3_free(d->engine);
+    sqlite3_free(d->token);
     for (size_t i = 0; i < d->n_cols; i++) sqlite3_free((char *)d->cols[i].name);
     sqlite3_free(d->cols);
     memset(d, 0, sizeof *d);
@@ -470,6 +494,9 @@ static int parse_decl(int argc, const char *const *argv, decl *d, char **err)
     d->collection = dup_option(args, "collection", &nomem);
     d->cluster = dup_option(args, "cluster", &nomem);
     d->engine = dup_option(args, "engine", &nomem);
+    d->token = dup_option(args, "token", &nomem);
+    const tn_va_option *timeout = tn_vtab_args_option(args, "timeout_ms");
+    d->timeout_ms = timeout ? (int)timeout->ival : 0;
     const tn_va_option *compress = tn_vtab_args_option(args, "compress");
     d->compress = compress && sqlite3_stricmp(compress->value, "lz4") == 0 ? TN_COMPRESS_LZ4 : TN_COMPRESS_NONE;
     d->cols = sqlite3_malloc64((size_t)args->ncolumns * sizeof *d->cols);
@@ -510,7 +537,7 @@ static void vtab_free(coll_vtab *vt)
 {
     if (!vt) return;
     tn_readset_clear(&vt->reads);
-    if (vt->txn) tn_txn_release(&vt->ctx->txns, vt->txn);
+    if (vt->txn) tn_txn_release(vt->ctx->txns, vt->txn);
     if (vt->client) tn_conn_release(vt->ctx->conn, vt->client);
     for (size_t i = 0; i < vt->schema.n_cols; i++) sqlite3_free((char *)vt->schema.cols[i].name);
     sqlite3_free(vt->schema.cols);
@@ -570,7 +597,8 @@ static int create_collection(coll_vtab *vt, char **err)
 }
 
 /* Takes the connection-lifetime reference on client (see coll_ctx). */
-static int pin_client(coll_ctx *ctx, const char *cluster, const char *engine, tn_client *client, char **err)
+static int pin_client(coll_ctx *ctx, const char *cluster, const char *engine, const tn_client_opts *opts,
+                      tn_client *client, char **err)
 {
     for (size_t i = 0; i < ctx->n_pinned; i++)
         if (ctx->pinned[i] == client) return SQLITE_OK;
@@ -578,7 +606,7 @@ static int pin_client(coll_ctx *ctx, const char *cluster, const char *engine, tn
     tn_client *again = NULL;
     if (!grown) return SQLITE_NOMEM;
     ctx->pinned = grown;
-    int rc = tn_conn_client(ctx->conn, cluster, engine, &again, err);
+    int rc = tn_conn_client_opts(ctx->conn, cluster, engine, opts, &again, err);
     if (rc != SQLITE_OK) return rc;
     ctx->pinned[ctx->n_pinned++] = again;
     return SQLITE_OK;
@@ -661,11 +689,12 @@ static int coll_connect(sqlite3 *db, void *aux, int argc, const char *const *arg
     }
 
     const char *cluster = d.cluster ? d.cluster : tn_conn_default_cluster(ctx->conn);
-    rc = tn_conn_client(ctx->conn, cluster, d.engine ? d.engine : "default", &vt->client, err);
+    tn_client_opts opts = {.token = d.token, .timeout_ms = d.timeout_ms};
+    rc = tn_conn_client_opts(ctx->conn, cluster, d.engine ? d.engine : "default", &opts, &vt->client, err);
     if (rc != SQLITE_OK) goto fail;
-    rc = pin_client(ctx, cluster, d.engine ? d.engine : "default", vt->client, err);
+    rc = pin_client(ctx, cluster, d.engine ? d.engine : "default", &opts, vt->client, err);
     if (rc != SQLITE_OK) goto fail;
-    if (tn_txn_acquire(&ctx->txns, ctx->conn, vt->client, &vt->txn) != TN_SUCCESS ||
+    if (tn_txn_acquire(ctx->txns, vt->client, &vt->txn) != TN_SUCCESS ||
         tn_txn_collection(vt->txn, vt->name, vt->schema.cols[vt->pk_col].name, &vt->txn_coll) != TN_SUCCESS) {
         rc = SQLITE_NOMEM;
         goto fail;
@@ -1054,24 +1083,39 @@ static void cursor_reset(coll_cursor *cur)
     cur->i = 0;
     cur->eof = 1;
     cur->unpacked = 0;
+    cur->mat = 0;
+    cur->n_rows = 0;
+    tn_wr_free(&cur->own_bytes);
+    sqlite3_free(cur->own_vals);
+    cur->own_vals = NULL;
 }
 
 static int coll_close(sqlite3_vtab_cursor *base)
 {
     coll_cursor *cur = (coll_cursor *)base;
     cursor_reset(cur);
+    sqlite3_free(cur->rows);
+    sqlite3_free(cur->own);
     tn_rowpack_scratch_free(&cur->scratch);
     sqlite3_free(cur->plain);
     sqlite3_free(cur);
     return SQLITE_OK;
 }
 
+/* Whether reads of this statement belong to a transaction (recorded in its read set): inside BEGIN …
+ * COMMIT, or a statement that writes (xBegin was called). */
+static int recording(const coll_vtab *vt)
+{
+    return vt->in_txn || tn_txn_active(vt->txn) || !sqlite3_get_autocommit(vt->db);
+}
+
 /* Inside a write transaction, remembers the revision of the row the cursor is on (UpdateIf). */
 static int remember_row(coll_cursor *cur)
 {
     coll_vtab *vt = (coll_vtab *)cur->base.pVtab;
-    if (!vt->in_txn || cur->eof) return SQLITE_OK;
-    const tn_coll_rrow *row = &cur->res.rows[cur->i];
+    if (!recording(vt) || cur->eof) return SQLITE_OK;
+    if (cur->mat && cur->own[cur->i]) return SQLITE_OK; /* the transaction's own row: no revision */
+    const tn_coll_rrow *row = cur_row(cur);
     uint8_t kb[32];
     tn_wr w;
     tn_wr_init(&w);
@@ -1199,6 +1243,262 @@ static int build_query(coll_vtab *vt, const plan *p, int idx_num, int argc, sqli
     return SQLITE_OK;
 }
 
+/* ---- read-your-writes and the read set ---------------------------------------------------------- */
+
+static int txn_rc(coll_vtab *vt, int code)
+{
+    if (code == TN_SUCCESS) return SQLITE_OK;
+    if (code == TN_NOMEM) return SQLITE_NOMEM;
+    set_error(vt, "tarn: %s: the transaction's read set of '%s' cannot grow (request limit)", tn_code_name(code),
+              vt->name);
+    return code == TN_TOO_LARGE ? SQLITE_TOOBIG : SQLITE_ERROR;
+}
+
+/* Value of schema column col in row (pk or index slot). */
+static const tn_val *row_col(const coll_vtab *vt, const tn_coll_rrow *row, uint32_t col)
+{
+    if (col == vt->pk_col) return &row->pk;
+    int slot = vt->slot_of[col];
+    return slot >= 0 ? &row->idx[slot] : NULL;
+}
+
+static int prefix_match(const tn_val *v, const tn_coll_pred *pr)
+{
+    if (v->type != TN_V_TEXT || v->n < pr->prefix_len) return 0;
+    for (size_t k = 0; k < pr->prefix_len; k++) {
+        int a = v->u.p[k], b = pr->prefix[k];
+        if (pr->nocase) {
+            a = a < 128 ? tolower(a) : a;
+            b = b < 128 ? tolower(b) : b;
+        }
+        if (a != b) return 0;
+    }
+    return 1;
+}
+
+/* Whether a row satisfies every predicate of q (the server's semantics, coll.h). */
+static int row_matches(const coll_vtab *vt, const tn_coll_rrow *row, const tn_coll_query *q)
+{
+    for (size_t k = 0; k < q->n_preds; k++) {
+        const tn_coll_pred *pr = &q->preds[k];
+        const tn_val *v = row_col(vt, row, pr->column);
+        if (!v) return 0;
+        int null = v->type == TN_V_NULL, ok = 0;
+        switch (pr->op) {
+        case TN_PRED_EQ: ok = !null && tn_val_cmp(v, &pr->v) == 0; break;
+        case TN_PRED_IN:
+            for (size_t n = 0; n < pr->n_in && !ok && !null; n++) ok = tn_val_cmp(v, &pr->in[n]) == 0;
+            break;
+        case TN_PRED_IS_NULL: ok = null; break;
+        case TN_PRED_NOT_NULL: ok = !null; break;
+        case TN_PRED_RANGE:
+            ok = !null;
+            if (ok && pr->lo_kind) {
+                int c = tn_val_cmp(v, &pr->lo);
+                ok = pr->lo_kind == TN_BOUND_EXCL ? c > 0 : c >= 0;
+            }
+            if (ok && pr->hi_kind) {
+                int c = tn_val_cmp(v, &pr->hi);
+                ok = pr->hi_kind == TN_BOUND_EXCL ? c < 0 : c <= 0;
+            }
+            break;
+        case TN_PRED_PREFIX: ok = prefix_match(v, pr); break;
+        default: ok = 0; break;
+        }
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
+static int push_row(coll_cursor *cur, const tn_coll_rrow *row, int own)
+{
+    if (cur->n_rows == cur->cap_rows) {
+        size_t cap = cur->cap_rows ? cur->cap_rows * 2 : 16;
+        tn_coll_rrow *rows = sqlite3_realloc64(cur->rows, cap * sizeof *rows);
+        if (!rows) return SQLITE_NOMEM;
+        cur->rows = rows;
+        uint8_t *o = sqlite3_realloc64(cur->own, cap);
+        if (!o) return SQLITE_NOMEM;
+        cur->own = o;
+        cur->cap_rows = cap;
+    }
+    cur->rows[cur->n_rows] = *row;
+    cur->own[cur->n_rows] = (uint8_t)own;
+    cur->n_rows++;
+    return SQLITE_OK;
+}
+
+typedef struct own_arg {
+    coll_cursor *cur;
+    tn_wr *offs; /* u32 offset of each copied op in cur->own_bytes */
+} own_arg;
+
+static int collect_own(void *p, const uint8_t *key, size_t key_len, int state, const uint8_t *op, size_t op_len)
+{
+    own_arg *a = p;
+    (void)key;
+    (void)key_len;
+    if (state != TN_TXN_ROW_PRESENT || !op) return 0;
+    tn_wr_u32(a->offs, (uint32_t)a->cur->own_bytes.len);
+    tn_wr_u32(&a->cur->own_bytes, (uint32_t)op_len);
+    tn_wr_raw(&a->cur->own_bytes, op, op_len);
+    return a->offs->oom || a->cur->own_bytes.oom;
+}
+
+/* Decodes a buffered INSERT/UPSERT/UPDATE row op into row (values point into op). 0 or -1. */
+static int decode_own(const coll_vtab *vt, const uint8_t *op, size_t len, tn_val *idx, tn_coll_rrow *row)
+{
+    tn_rd r;
+    tn_val old;
+    tn_rd_init(&r, op, len);
+    uint8_t mode = tn_rd_u8(&r);
+    if (mode == TN_ROW_UPDATE) {
+        if (tn_val_decode(&r, TN_COLL_MAX_INDEX_VALUE, &old)) return -1;
+        (void)tn_rd_varint(&r);
+    } else if (mode != TN_ROW_INSERT && mode != TN_ROW_UPSERT && mode != TN_ROW_INSERT_OR_IGNORE) {
+        return -1;
+    }
+    memset(row, 0, sizeof *row);
+    if (tn_val_decode(&r, TN_COLL_MAX_INDEX_VALUE, &row->pk)) return -1;
+    uint64_t n = tn_rd_varint(&r);
+    if (r.err || n != vt->n_idx) return -1;
+    for (size_t k = 0; k < n; k++)
+        if (tn_val_decode(&r, TN_COLL_MAX_INDEX_VALUE, &idx[k])) return -1;
+    row->idx = idx;
+    row->payload = tn_rd_bytes(&r, TN_COLL_MAX_PAYLOAD, &row->payload_len);
+    if (!row->payload) row->payload = (const uint8_t *)"";
+    return r.err ? -1 : 0;
+}
+
+typedef struct sort_ctx {
+    const coll_vtab *vt;
+    int order_col; /* -1: by pk */
+    int desc;
+} sort_ctx;
+
+/* qsort_r is not portable C11: a small merge sort with an explicit context. */
+static int row_cmp(const sort_ctx *sc, const tn_coll_rrow *a, const tn_coll_rrow *b)
+{
+    int c = 0;
+    if (sc->order_col >= 0)
+        c = tn_val_cmp(row_col(sc->vt, a, (uint32_t)sc->order_col), row_col(sc->vt, b, (uint32_t)sc->order_col));
+    if (c == 0) c = tn_val_cmp(&a->pk, &b->pk);
+    return sc->desc ? -c : c;
+}
+
+static int sort_rows(coll_cursor *cur, const sort_ctx *sc)
+{
+    size_t n = cur->n_rows;
+    if (n < 2) return SQLITE_OK;
+    tn_coll_rrow *tmp = sqlite3_malloc64(n * sizeof *tmp);
+    uint8_t *otmp = sqlite3_malloc64(n);
+    if (!tmp || !otmp) {
+        sqlite3_free(tmp);
+        sqlite3_free(otmp);
+        return SQLITE_NOMEM;
+    }
+    for (size_t width = 1; width < n; width *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * width) {
+            size_t mid = lo + width < n ? lo + width : n, hi = lo + 2 * width < n ? lo + 2 * width : n;
+            size_t i = lo, j = mid, k = lo;
+            while (i < mid || j < hi) {
+                int left = j >= hi || (i < mid && row_cmp(sc, &cur->rows[i], &cur->rows[j]) <= 0);
+                size_t from = left ? i++ : j++;
+                tmp[k] = cur->rows[from];
+                otmp[k++] = cur->own[from];
+            }
+        }
+        memcpy(cur->rows, tmp, n * sizeof *tmp);
+        memcpy(cur->own, otmp, n);
+    }
+    sqlite3_free(tmp);
+    sqlite3_free(otmp);
+    return SQLITE_OK;
+}
+
+/* Merges the store's answer (cur->res, fetched without limit/offset) with the transaction's own rows of
+ * this collection, then orders and applies limit/offset as the server would have. */
+static int merge_own(coll_cursor *cur, coll_vtab *vt, const tn_coll_query *q, const tn_coll_query *orig)
+{
+    tn_wr offs;
+    int rc = SQLITE_OK;
+    tn_wr_init(&offs);
+    cur->n_rows = 0;
+    for (size_t k = 0; k < cur->res.n_rows && rc == SQLITE_OK; k++) {
+        const tn_coll_rrow *row = &cur->res.rows[k];
+        int written = 0;
+        tn_txn_row_state(vt->txn, vt->txn_coll, &row->pk, &written);
+        if (!written) rc = push_row(cur, row, 0);
+    }
+    if (rc != SQLITE_OK) goto done;
+    own_arg a = {.cur = cur, .offs = &offs};
+    if (tn_txn_each_written(vt->txn, vt->txn_coll, collect_own, &a) || offs.oom || cur->own_bytes.oom) {
+        rc = SQLITE_NOMEM;
+        goto done;
+    }
+    size_t n_own = offs.len / 4;
+    if (n_own) {
+        cur->own_vals = sqlite3_malloc64((n_own * vt->n_idx + 1) * sizeof *cur->own_vals);
+        if (!cur->own_vals) { rc = SQLITE_NOMEM; goto done; }
+    }
+    for (size_t k = 0; k < n_own && rc == SQLITE_OK; k++) {
+        tn_rd r;
+        tn_rd_init(&r, offs.p + 4 * k, 4);
+        uint32_t at = tn_rd_u32(&r);
+        tn_rd_init(&r, cur->own_bytes.p + at, cur->own_bytes.len - at);
+        uint32_t len = tn_rd_u32(&r);
+        const uint8_t *op = tn_rd_raw(&r, len);
+        tn_coll_rrow row;
+        if (!op || decode_own(vt, op, len, cur->own_vals + k * vt->n_idx, &row)) continue;
+        if (row_matches(vt, &row, q)) rc = push_row(cur, &row, 1);
+    }
+    if (rc != SQLITE_OK) goto done;
+    sort_ctx sc = {.vt = vt, .order_col = orig->order_col == TN_QUERY_NO_ORDER ? -1 : orig->order_col,
+                   .desc = orig->order_desc};
+    if ((rc = sort_rows(cur, &sc)) != SQLITE_OK) goto done;
+    size_t off = orig->has_offset ? (size_t)(orig->offset < cur->n_rows ? orig->offset : cur->n_rows) : 0;
+    if (off) {
+        memmove(cur->rows, cur->rows + off, (cur->n_rows - off) * sizeof *cur->rows);
+        memmove(cur->own, cur->own + off, cur->n_rows - off);
+        cur->n_rows -= off;
+    }
+    if (orig->has_limit && orig->limit < cur->n_rows) cur->n_rows = (size_t)orig->limit;
+done:
+    tn_wr_free(&offs);
+    return rc;
+}
+
+/* Records what the answer read: each pk asked for (present at its revision, or absent) when the query
+ * is nothing but pk = / IN, else one RANGE_CHECK of the predicates at the answer's revision. Rows the
+ * transaction wrote itself were not read from the store. */
+static int record_reads(coll_vtab *vt, const tn_coll_query *q, const tn_coll_result *res)
+{
+    const tn_coll_pred *pr = q->n_preds == 1 ? &q->preds[0] : NULL;
+    int point = pr && pr->column == vt->pk_col && (pr->op == TN_PRED_EQ || pr->op == TN_PRED_IN) &&
+                !q->has_limit && !q->has_offset;
+    if (!point)
+        return txn_rc(vt, tn_txn_read_range(vt->txn, vt->txn_coll, q->preds, q->n_preds, res->revision));
+    size_t n = pr->op == TN_PRED_EQ ? 1 : pr->n_in;
+    const tn_val *vals = pr->op == TN_PRED_EQ ? &pr->v : pr->in;
+    tn_wr w;
+    tn_wr_init(&w);
+    int rc = SQLITE_OK;
+    for (size_t k = 0; k < n && rc == SQLITE_OK; k++) {
+        int written = 0;
+        tn_txn_row_state(vt->txn, vt->txn_coll, &vals[k], &written);
+        if (written) continue;
+        uint64_t rev = 0;
+        for (size_t j = 0; j < res->n_rows; j++)
+            if (tn_val_cmp(&res->rows[j].pk, &vals[k]) == 0) rev = res->rows[j].rev;
+        w.len = 0;
+        tn_val_encode(&vals[k], &w);
+        if (w.oom) rc = SQLITE_NOMEM;
+        else rc = txn_rc(vt, tn_txn_read(vt->txn, vt->txn_coll, w.p, w.len, rev));
+    }
+    tn_wr_free(&w);
+    return rc;
+}
+
 static int coll_filter(sqlite3_vtab_cursor *base, int idx_num, const char *idx_str, int argc,
                        sqlite3_value **argv)
 {
@@ -1215,13 +1515,32 @@ static int coll_filter(sqlite3_vtab_cursor *base, int idx_num, const char *idx_s
         set_error(vt, "tarn: INTERNAL: cannot parse plan '%s'", idx_str ? idx_str : "(null)");
         return SQLITE_ERROR;
     }
+    int rec = recording(vt);
+    int overlay = tn_txn_table_pending(vt->txn, vt->txn_coll) > 0;
+    if (!rec && !overlay && tn_txn_reads(vt->txn) && !tn_txn_pending(vt->txn))
+        tn_txn_reads_clear(vt->txn); /* left by a read-only transaction that has ended */
     rc = build_query(vt, &p, idx_num, argc, argv, &a, preds, &q, &empty);
     if (rc == SQLITE_OK && !empty) {
-        rc = coll_query(vt, &q, &cur->resp_buf, &cur->resp, &cur->res);
+        tn_coll_query sent = q;
+        if (overlay) {
+            /* The server cannot know the transaction's rows: fetch every candidate with every value, then
+             * merge, order and limit here. */
+            sent.has_limit = sent.has_offset = 0;
+            sent.want_payload = 1;
+            sent.idx_mask = vt->n_idx >= 64 ? ~0ull : (1ull << vt->n_idx) - 1;
+        }
+        rc = coll_query(vt, &sent, &cur->resp_buf, &cur->resp, &cur->res);
         if (rc == SQLITE_OK) {
             cur->have_resp = cur->have_res = 1;
-            cur->eof = cur->res.n_rows == 0;
-            rc = remember_row(cur);
+            if (rec) rc = record_reads(vt, &q, &cur->res);
+            if (rc == SQLITE_OK && overlay) {
+                cur->mat = 1;
+                rc = merge_own(cur, vt, &sent, &q);
+            }
+            if (rc == SQLITE_OK) {
+                cur->eof = cur_n_rows(cur) == 0;
+                rc = remember_row(cur);
+            }
         }
     } else if (rc == SQLITE_ERROR) {
         set_error(vt, "tarn: INTERNAL: plan '%s' does not match its %d arguments", idx_str, argc);
@@ -1235,7 +1554,7 @@ static int coll_next(sqlite3_vtab_cursor *base)
     coll_cursor *cur = (coll_cursor *)base;
     cur->i++;
     cur->unpacked = 0;
-    cur->eof = cur->i >= cur->res.n_rows;
+    cur->eof = cur->i >= cur_n_rows(cur);
     return remember_row(cur);
 }
 
@@ -1245,7 +1564,7 @@ static int coll_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col)
 {
     coll_cursor *cur = (coll_cursor *)base;
     coll_vtab *vt = (coll_vtab *)base->pVtab;
-    const tn_coll_rrow *row = &cur->res.rows[cur->i];
+    const tn_coll_rrow *row = cur_row(cur);
     if ((size_t)col == vt->pk_col) {
         result_val(ctx, &row->pk);
         return SQLITE_OK;
@@ -1253,7 +1572,9 @@ static int coll_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col)
     if (col < 0 || (size_t)col >= vt->schema.n_cols) return SQLITE_OK;
     int slot = vt->slot_of[col];
     if (slot >= 0) {
-        if ((size_t)slot < cur->res.n_idx_vals && (cur->res.idx_mask >> slot) & 1) result_val(ctx, &row->idx[slot]);
+        if (cur->mat ? (size_t)slot < vt->n_idx
+                     : (size_t)slot < cur->res.n_idx_vals && (cur->res.idx_mask >> slot) & 1)
+            result_val(ctx, &row->idx[slot]);
         else sqlite3_result_null(ctx);
         return SQLITE_OK;
     }
@@ -1472,13 +1793,10 @@ static int do_update(coll_vtab *vt, sqlite3_value *old, sqlite3_value **cols, ar
     int rc = to_val(old, col_affinity(vt->schema.cols[vt->pk_col].type), a, &old_pk);
     if (rc || (rc = seen_rev(vt, &old_pk, &rev))) return rc;
     tn_txn_row_state(vt->txn, vt->txn_coll, &old_pk, &written);
-    if (written) {
-        set_error(vt, "tarn: row %s=%s of '%s' was already changed in this transaction: a transaction cannot "
-                  "update a row twice yet (its reads do not see its own writes)", vt->schema.cols[vt->pk_col].name,
-                  pk_text(vt, &old_pk, buf, sizeof buf), vt->name);
-        return SQLITE_ERROR;
-    }
-    if (!rev) {
+    /* A row this transaction already wrote is updated whatever its revision: its earlier op (and the read
+     * set) carry the checks against what was read; the statement read the transaction's own image. */
+    if (written) rev = 0;
+    else if (!rev) {
         set_error(vt, "tarn: INTERNAL: no read revision for row %s of '%s'", pk_text(vt, &old_pk, buf, sizeof buf),
                   vt->name);
         return SQLITE_ERROR;
@@ -1507,7 +1825,7 @@ static int do_update(coll_vtab *vt, sqlite3_value *old, sqlite3_value **cols, ar
             }
         }
     }
-    tn_coll_row_op op = {.mode = TN_ROW_UPDATE, .old_pk = old_pk, .expect_rev = rev, .pk = *pk, .idx = vt->idx_vals,
+    tn_coll_row_op op = {.mode = TN_ROW_UPDATE, .old_pk = old_pk, .expect_rev = written ? 0 : rev, .pk = *pk, .idx = vt->idx_vals,
                          .n_idx = vt->n_idx, .payload = vt->payload.p, .payload_len = vt->payload.len};
     return add_op(vt, &op);
 }
@@ -1532,6 +1850,7 @@ static int coll_begin(sqlite3_vtab *base)
     coll_vtab *vt = (coll_vtab *)base;
     tn_readset_clear(&vt->reads);
     vt->in_txn = 1;
+    tn_txn_set_active(vt->txn);
     return SQLITE_OK;
 }
 
@@ -1662,15 +1981,16 @@ done:
     tn_wr_free(&respb);
 }
 
-int tn_coll_register(sqlite3 *db, tn_conn *conn)
+int tn_coll_register(sqlite3 *db, tn_conn *conn, tn_txn_registry *txns)
 {
     coll_ctx *ctx = sqlite3_malloc(sizeof *ctx);
     if (!ctx) return SQLITE_NOMEM;
     memset(ctx, 0, sizeof *ctx);
     tn_conn_retain(conn);
+    tn_txn_registry_retain(txns);
     ctx->conn = conn;
     ctx->refs = 3; /* the module and the two function registrations */
-    tn_txn_registry_init(&ctx->txns);
+    ctx->txns = txns;
     int rc = sqlite3_create_module_v2(db, "tarn", &coll_module, ctx, coll_ctx_free);
     if (rc != SQLITE_OK) {
         /* SQLite has called the destructor once; drop the functions' references too. */

@@ -51,8 +51,21 @@ void tn_conn_free(void *p)
 
 int tn_conn_client(tn_conn *conn, const char *cluster, const char *engine, tn_client **out, char **errmsg)
 {
+    return tn_conn_client_opts(conn, cluster, engine, NULL, out, errmsg);
+}
+
+int tn_conn_client_opts(tn_conn *conn, const char *cluster, const char *engine, const tn_client_opts *opts,
+                        tn_client **out, char **errmsg)
+{
     int use_cluster = cluster && cluster[0];
-    char *key = use_cluster ? sqlite3_mprintf("c:%s", cluster) : sqlite3_mprintf("e:%s", engine);
+    tn_client_opts o;
+    memset(&o, 0, sizeof o);
+    if (opts) o = *opts;
+    if (!o.token || !o.token[0]) o.token = tn_conn_default_token(conn);
+    /* The options are part of the key: tables asking for another token or deadline get their own client. */
+    char *key = use_cluster ? sqlite3_mprintf("c:%d:%d:%s:%s", o.timeout_ms, o.stale_reads,
+                                              o.token ? o.token : "", cluster)
+                            : sqlite3_mprintf("e:%s", engine);
     int rc;
     *out = NULL;
     if (!key) return SQLITE_NOMEM;
@@ -70,7 +83,7 @@ int tn_conn_client(tn_conn *conn, const char *cluster, const char *engine, tn_cl
         return SQLITE_NOMEM;
     }
     memset(cc, 0, sizeof *cc);
-    rc = use_cluster ? tn_client_open_cluster(cluster, &cc->client, errmsg)
+    rc = use_cluster ? tn_client_open_cluster(cluster, &o, &cc->client, errmsg)
                      : tn_client_open_embedded(engine, &cc->client, errmsg);
     if (rc != SQLITE_OK) {
         sqlite3_free(key);
@@ -115,6 +128,13 @@ int tn_conn_set_default_cluster(tn_conn *conn, const char *urls)
     sqlite3_free(conn->default_cluster);
     conn->default_cluster = copy;
     return SQLITE_OK;
+}
+
+const char *tn_conn_default_token(const tn_conn *conn)
+{
+    (void)conn;
+    const char *env = getenv("TARN_TOKEN");
+    return env && env[0] ? env : NULL;
 }
 
 void tn_conn_count_request(tn_conn *conn) { conn->requests++; }

@@ -29,6 +29,11 @@ void tn_conn_free(void *conn);
  * once no table uses it, so an embedded engine's store lives as long as some connection names it.
  * SQLITE_OK, or an SQLite error and *errmsg. */
 int tn_conn_client(tn_conn *conn, const char *cluster, const char *engine, tn_client **out, char **errmsg);
+/* The same with the table's cluster options (token=, timeout_ms=, stale reads); opts NULL = defaults.
+ * A cluster client is shared only by tables that name the same URLs with the same options. When no token
+ * is given, $TARN_TOKEN (if set) is used, so `tarn sql` and tests need not repeat it in every table. */
+int tn_conn_client_opts(tn_conn *conn, const char *cluster, const char *engine, const tn_client_opts *opts,
+                        tn_client **out, char **errmsg);
 void tn_conn_release(tn_conn *conn, tn_client *client);
 
 /* Counts requests sent by this connection (exposed as tarn_request_count(), so tests can assert that an IN
@@ -40,5 +45,7 @@ int64_t tn_conn_request_count(const tn_conn *conn);
 const char *tn_conn_default_cluster(const tn_conn *conn);
 /* Copies urls (NULL or "" clears). SQLITE_OK or SQLITE_NOMEM. */
 int tn_conn_set_default_cluster(tn_conn *conn, const char *urls);
+/* The default cluster token: $TARN_TOKEN, or NULL. */
+const char *tn_conn_default_token(const tn_conn *conn);
 
 #endif

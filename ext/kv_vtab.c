@@ -13,14 +13,24 @@
  *                                      ORDER BY key ASC
  * Every other constraint is left to SQLite (no argvIndex, not omitted).
  *
- * Writes (xUpdate) are sent at once, each as one request, and are atomic on the engine:
- *   INSERT            create: PUT/MKDIR/PUT_TEMP/MKDIR_TEMP with cond ABSENT (REPLACE: no cond);
- *                     an existing key gives SQLITE_CONSTRAINT, so OR IGNORE / OR FAIL / OR ABORT behave as
- *                     on a native table (SQLITE_VTAB_CONSTRAINT_SUPPORT).
- *   UPDATE / DELETE   carry the update revision the statement read for that key (cond REV): the engine applies
- *                     them only if the node is unchanged, else the statement fails with SQLITE_BUSY naming the
- *                     key. UPDATE kv SET value=… WHERE key=… AND value=… is therefore a compare-and-set.
- * Until transactions land (issue 6) a write is applied when its statement executes; ROLLBACK does not undo it.
+ * Writes (xUpdate) are appended to the connection's transaction buffer (txn.h), shared with every `tarn`
+ * and `tarn_kv` table of the same store, and committed in xSync as ONE atomic request (an autocommit
+ * statement is a one-statement transaction). See docs/transactions.md.
+ *   INSERT            create: PUT/PUT_TEMP with cond ABSENT (REPLACE: no cond): an existing key fails the
+ *                     commit with SQLITE_CONSTRAINT; a key this transaction already wrote fails at once.
+ *                     OR IGNORE / OR FAIL / OR ROLLBACK and directories (MKDIR/MKDIR_TEMP) look the key up
+ *                     at once (the transaction's writes, else one GET recorded in the read set), so they
+ *                     behave as on a native table (SQLITE_VTAB_CONSTRAINT_SUPPORT).
+ *   UPDATE / DELETE   carry the update revision the statement read for that key (cond REV): the commit
+ *                     applies them only if the node is unchanged, else COMMIT fails with SQLITE_BUSY naming
+ *                     the key. UPDATE kv SET value=… WHERE key=… AND value=… is therefore a compare-and-set.
+ *                     A node this transaction wrote itself is changed unconditionally (its earlier op and
+ *                     the read set carry the checks).
+ * Reads inside a transaction (BEGIN … COMMIT, or a writing statement) merge the transaction's own writes
+ * (read-your-writes: point gets, IN lists, directory lists and scans; rows written by the transaction show
+ * NULL revisions and times until they commit) and record what they read: keys with their revision or
+ * "absent", and for a list or scan the directory's (root's) update revision, which moves whenever anything
+ * below it changes (phantom protection, coarse). The commit validates all of it (KV_CHECK ops).
  */
 #include <sqlite3ext.h>
 SQLITE_EXTENSION_INIT3
@@ -33,6 +43,7 @@ SQLITE_EXTENSION_INIT3
 #include "readset.h"
 #include "tarn_ext.h"
 #include "tn_code.h"
+#include "txn.h"
 #include "vtab_args.h"
 #include "wire.h"
 
@@ -52,11 +63,19 @@ typedef struct kv_vtab {
     sqlite3_vtab base;
     sqlite3 *db;
     tn_conn *conn;
+    tn_txn_registry *reg;
     tn_client *client;
-    int in_txn;          /* between xBegin and xSync/xCommit/xRollback: reads are remembered */
-    tn_readset reads;    /* key -> revision the current transaction read */
+    tn_txn *txn;         /* the connection's transaction buffer for this client (shared with other tables) */
+    int in_txn;          /* between xBegin and xCommit/xRollback */
+    tn_readset reads;    /* key -> revision this transaction read (0 = the row is the transaction's own) */
     uint64_t next_req_id;
 } kv_vtab;
+
+/* A row of a materialised answer: an entry whose bytes live in the cursor's arena. */
+typedef struct kv_row {
+    tn_entry e;
+    int own; /* written by this transaction (not in the store yet): no revisions */
+} kv_row;
 
 typedef struct kv_cursor {
     sqlite3_vtab_cursor base;
@@ -69,6 +88,11 @@ typedef struct kv_cursor {
     int paged;           /* LIST/SCAN: another page may follow */
     char *dir;           /* LIST: the directory (sqlite3_malloc'd) */
     int dir_len;
+    /* Materialised mode (reads merged with the transaction's writes, or recorded in its read set). */
+    int mat;
+    kv_row *rows;
+    size_t n_rows, cap_rows, mi;
+    tn_wr bytes;         /* keys and values of rows; entries point into it only after finish_rows */
 } kv_cursor;
 
 /* ---- helpers ------------------------------------------------------------------------------------ */
@@ -98,7 +122,9 @@ static int kv_call(kv_vtab *vt, tn_req *req, tn_wr *buf, tn_resp *resp)
     if (rc == TN_SUCCESS) rc = tn_resp_decode(buf->p, buf->len, resp);
     if (rc != TN_SUCCESS) {
         if (rc == TN_NOMEM) return SQLITE_NOMEM;
-        kv_set_error(vt, "tarn: %s: request to %s failed", tn_code_name(rc), tn_client_target(vt->client));
+        const char *why = tn_client_last_error(vt->client);
+        if (why) kv_set_error(vt, "%s", why);
+        else kv_set_error(vt, "tarn: %s: request to %s failed", tn_code_name(rc), tn_client_target(vt->client));
         return rc == TN_TIMEOUT || rc == TN_UNAVAILABLE ? SQLITE_BUSY : SQLITE_ERROR;
     }
     if (resp->code != TN_SUCCESS) {
@@ -171,11 +197,22 @@ static const char *kv_option(const tn_vtab_args *args, const char *name)
     return o ? o->value : NULL;
 }
 
+static void kv_vtab_free(kv_vtab *vt)
+{
+    if (!vt) return;
+    tn_readset_clear(&vt->reads);
+    if (vt->txn) tn_txn_release(vt->reg, vt->txn);
+    if (vt->client) tn_conn_release(vt->conn, vt->client);
+    sqlite3_free(vt->base.zErrMsg);
+    sqlite3_free(vt);
+}
+
 /* xCreate and xConnect: the table holds no schema of its own (the tree is the data), so both attach. */
 static int kv_connect(sqlite3 *db, void *aux, int argc, const char *const *argv, sqlite3_vtab **out,
                       char **err)
 {
-    tn_conn *conn = aux;
+    tn_txn_registry *reg = aux;
+    tn_conn *conn = reg->conn;
     tn_vtab_args *args = NULL;
     kv_vtab *vt = NULL;
     int rc;
@@ -191,6 +228,8 @@ static int kv_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
         goto fail;
     }
     if (!cluster) cluster = tn_conn_default_cluster(conn);
+    const tn_va_option *timeout = tn_vtab_args_option(args, "timeout_ms");
+    tn_client_opts opts = {.token = kv_option(args, "token"), .timeout_ms = timeout ? (int)timeout->ival : 0};
 
     rc = sqlite3_declare_vtab(db, kv_schema);
     if (rc != SQLITE_OK) goto fail;
@@ -199,26 +238,25 @@ static int kv_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
     memset(vt, 0, sizeof *vt);
     vt->db = db;
     vt->conn = conn;
+    vt->reg = reg;
     tn_readset_init(&vt->reads);
-    rc = tn_conn_client(conn, cluster, engine ? engine : "default", &vt->client, err);
+    rc = tn_conn_client_opts(conn, cluster, engine ? engine : "default", &opts, &vt->client, err);
     if (rc != SQLITE_OK) goto fail;
+    if (tn_txn_acquire(reg, vt->client, &vt->txn) != TN_SUCCESS) { rc = SQLITE_NOMEM; goto fail; }
     sqlite3_vtab_config(db, SQLITE_VTAB_CONSTRAINT_SUPPORT, 1);
     sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
     tn_vtab_args_free(args);
     *out = &vt->base;
     return SQLITE_OK;
 fail:
-    sqlite3_free(vt);
+    kv_vtab_free(vt);
     tn_vtab_args_free(args);
     return rc;
 }
 
 static int kv_disconnect(sqlite3_vtab *base)
 {
-    kv_vtab *vt = (kv_vtab *)base;
-    tn_readset_clear(&vt->reads);
-    tn_conn_release(vt->conn, vt->client);
-    sqlite3_free(vt);
+    kv_vtab_free((kv_vtab *)base);
     return SQLITE_OK;
 }
 
@@ -282,6 +320,7 @@ static int kv_open(sqlite3_vtab *base, sqlite3_vtab_cursor **out)
     if (!cur) return SQLITE_NOMEM;
     memset(cur, 0, sizeof *cur);
     tn_wr_init(&cur->resp_buf);
+    tn_wr_init(&cur->bytes);
     *out = &cur->base;
     return SQLITE_OK;
 }
@@ -295,10 +334,20 @@ static void kv_cursor_reset(kv_cursor *cur)
     cur->eof = 1;
 }
 
+static void kv_rows_reset(kv_cursor *cur)
+{
+    cur->mat = 0;
+    cur->n_rows = cur->mi = 0;
+    cur->bytes.len = 0;
+    cur->bytes.oom = 0;
+}
+
 static int kv_close(sqlite3_vtab_cursor *base)
 {
     kv_cursor *cur = (kv_cursor *)base;
     kv_cursor_reset(cur);
+    sqlite3_free(cur->rows);
+    tn_wr_free(&cur->bytes);
     sqlite3_free(cur->dir);
     sqlite3_free(cur);
     return SQLITE_OK;
@@ -306,17 +355,37 @@ static int kv_close(sqlite3_vtab_cursor *base)
 
 static const tn_entry *kv_current(const kv_cursor *cur)
 {
+    if (cur->mat) return &cur->rows[cur->mi].e;
     return &cur->resp.results[cur->ri].entries[cur->ei];
 }
 
-/* Remembers the revision of the row the cursor is on, for the conditional write that may follow. */
+/* Whether reads of this statement belong to a transaction (recorded in its read set): inside BEGIN …
+ * COMMIT, or a statement that writes (xBegin was called). */
+static int kv_recording(const kv_vtab *vt)
+{
+    return vt->in_txn || tn_txn_active(vt->txn) || !sqlite3_get_autocommit(vt->db);
+}
+
+/* Remembers the row the cursor is on, for the conditional write that may follow (rev 0 = own row). */
 static int kv_remember(kv_cursor *cur)
 {
     kv_vtab *vt = (kv_vtab *)cur->base.pVtab;
-    if (!vt->in_txn) return SQLITE_OK;
+    if (!kv_recording(vt)) return SQLITE_OK;
     const tn_entry *e = kv_current(cur);
-    tn_read_info info = {.rev = e->update_rev, .ttl_ms = e->ttl_ms, .is_dir = e->is_dir};
+    int own = cur->mat && cur->rows[cur->mi].own;
+    tn_read_info info = {.rev = own ? 0 : e->update_rev, .ttl_ms = e->ttl_ms, .is_dir = e->is_dir};
     return tn_readset_put(&vt->reads, e->key, e->key_len, &info);
+}
+
+static int txn_code(int code) { return code == TN_NOMEM ? SQLITE_NOMEM : code == TN_SUCCESS ? SQLITE_OK : SQLITE_TOOBIG; }
+
+/* Records a read of key at rev (0 = absent) in the transaction's read set. */
+static int kv_note_read(kv_vtab *vt, const uint8_t *key, size_t len, uint64_t rev)
+{
+    if (!kv_recording(vt)) return SQLITE_OK;
+    int rc = txn_code(tn_txn_read(vt->txn, TN_TXN_KV, key, len, rev));
+    if (rc == SQLITE_TOOBIG) kv_set_error(vt, "tarn: TOO_LARGE: the transaction's read set exceeds the request limit");
+    return rc;
 }
 
 /* Moves to the first entry at or after (ri, ei) in the current page, skipping results without entries. */
@@ -363,64 +432,248 @@ static int kv_fetch_page(kv_cursor *cur, const uint8_t *after, size_t after_len)
     return cur->eof ? SQLITE_OK : kv_remember(cur);
 }
 
-static int kv_filter(sqlite3_vtab_cursor *base, int idx_num, const char *idx_str, int argc,
-                     sqlite3_value **argv)
+/* ---- materialised answers ----------------------------------------------------------------------- */
+
+/* Appends a row; its key/value are copied into cur->bytes and stored as offsets until kv_rows_finish. */
+static int kv_rows_add(kv_cursor *cur, const tn_entry *e, int own)
 {
-    kv_cursor *cur = (kv_cursor *)base;
-    kv_vtab *vt = (kv_vtab *)base->pVtab;
-    int rc;
-    (void)idx_str;
-    (void)argc;
-    kv_cursor_reset(cur);
-    cur->plan = idx_num;
-    cur->paged = 0;
-
-    if (idx_num == KV_PLAN_LIST) {
-        sqlite3_free(cur->dir);
-        cur->dir = NULL;
-        if (sqlite3_value_type(argv[0]) == SQLITE_NULL) return SQLITE_OK;
-        const unsigned char *d = sqlite3_value_text(argv[0]);
-        cur->dir_len = sqlite3_value_bytes(argv[0]);
-        cur->dir = sqlite3_malloc(cur->dir_len + 1);
-        if (!cur->dir || !d) return SQLITE_NOMEM;
-        memcpy(cur->dir, d, (size_t)cur->dir_len + 1);
-        return kv_fetch_page(cur, NULL, 0);
+    if (cur->n_rows == cur->cap_rows) {
+        size_t cap = cur->cap_rows ? cur->cap_rows * 2 : 16;
+        kv_row *grown = sqlite3_realloc64(cur->rows, cap * sizeof *grown);
+        if (!grown) return SQLITE_NOMEM;
+        cur->rows = grown;
+        cur->cap_rows = cap;
     }
-    if (idx_num == KV_PLAN_SCAN) return kv_fetch_page(cur, NULL, 0);
+    kv_row *r = &cur->rows[cur->n_rows];
+    r->e = *e;
+    r->own = own;
+    r->e.key = (const uint8_t *)(uintptr_t)cur->bytes.len;
+    tn_wr_raw(&cur->bytes, e->key, e->key_len);
+    if (e->value) {
+        r->e.value = (const uint8_t *)(uintptr_t)cur->bytes.len;
+        tn_wr_raw(&cur->bytes, e->value, e->value_len);
+    } else {
+        r->e.value = NULL;
+        r->e.value_len = (size_t)-1; /* marks "no value" until finish */
+    }
+    if (cur->bytes.oom) return SQLITE_NOMEM;
+    cur->n_rows++;
+    return SQLITE_OK;
+}
 
-    /* KEY_EQ / KEY_IN: one request with one GET per key. The IN list's values are only valid until the next
-     * one is fetched, so the keys are copied into one buffer and the ops point into it afterwards. */
+static void kv_rows_finish(kv_cursor *cur)
+{
+    for (size_t i = 0; i < cur->n_rows; i++) {
+        tn_entry *e = &cur->rows[i].e;
+        e->key = cur->bytes.p + (uintptr_t)e->key;
+        if (e->value_len == (size_t)-1) {
+            e->value = NULL;
+            e->value_len = 0;
+        } else {
+            e->value = cur->bytes.p + (uintptr_t)e->value;
+        }
+    }
+}
+
+/* Pre-order of the tree: keys compared segment by segment (bytewise, a shorter segment first when one
+ * is a prefix of the other), a directory before its subtree. */
+static int cmp_preorder(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+    size_t i = 0, j = 0;
+    while (i < an && j < bn) {
+        size_t si = i, sj = j;
+        while (i < an && a[i] != '.') i++;
+        while (j < bn && b[j] != '.') j++;
+        size_t la = i - si, lb = j - sj;
+        int c = memcmp(a + si, b + sj, la < lb ? la : lb);
+        if (c) return c;
+        if (la != lb) return la < lb ? -1 : 1;
+        if (i < an) i++;
+        if (j < bn) j++;
+    }
+    return (i < an) - (j < bn);
+}
+
+static int cmp_rows(const void *x, const void *y)
+{
+    const tn_entry *a = &((const kv_row *)x)->e, *b = &((const kv_row *)y)->e;
+    return cmp_preorder(a->key, a->key_len, b->key, b->key_len);
+}
+
+/* The store's rows followed by the transaction's own PRESENT rows of the answer. */
+typedef struct overlay_arg {
+    kv_cursor *cur;
+    int plan;
+    const uint8_t *dir;
+    size_t dir_len;
+    int rc;
+} overlay_arg;
+
+static int parent_is(const uint8_t *key, size_t len, const uint8_t *dir, size_t dir_len)
+{
+    size_t cut = len;
+    while (cut > 0 && key[cut - 1] != '.') cut--;
+    size_t plen = cut ? cut - 1 : 0;
+    return plen == dir_len && memcmp(key, dir, dir_len) == 0;
+}
+
+static int overlay_add(void *p, const uint8_t *key, size_t key_len, int state, const uint8_t *op, size_t op_len)
+{
+    overlay_arg *a = p;
+    if (state != TN_TXN_ROW_PRESENT) return 0;
+    if (a->plan == KV_PLAN_LIST && !parent_is(key, key_len, a->dir, a->dir_len)) return 0;
+    tn_op o;
+    if (tn_txn_kv_decode(op, op_len, &o) != TN_SUCCESS) return 0;
+    tn_entry e;
+    memset(&e, 0, sizeof e);
+    e.key = key;
+    e.key_len = key_len;
+    e.is_dir = o.opcode == TN_OP_KV_MKDIR || o.opcode == TN_OP_KV_MKDIR_TEMP;
+    if (!e.is_dir) {
+        e.value = o.value;
+        e.value_len = o.value_len;
+    }
+    if (o.opcode == TN_OP_KV_PUT_TEMP || o.opcode == TN_OP_KV_MKDIR_TEMP) e.ttl_ms = o.ttl_ms;
+    a->rc = kv_rows_add(a->cur, &e, 1);
+    return a->rc != SQLITE_OK;
+}
+
+/* Adds one store entry unless the transaction wrote its key (then the buffer decides). */
+static int kv_add_store_entry(kv_cursor *cur, kv_vtab *vt, const tn_entry *e, int overlay)
+{
+    if (overlay && tn_txn_kv_state(vt->txn, e->key, e->key_len, NULL, NULL, NULL, NULL) != TN_TXN_ROW_UNKNOWN)
+        return SQLITE_OK;
+    return kv_rows_add(cur, e, 0);
+}
+
+/* LIST / SCAN, fully fetched: one request with GET(dir or root) + the first page (one revision), then
+ * further pages. The directory's revision goes to the read set: any change below it moves it. */
+static int kv_materialize_walk(kv_cursor *cur, kv_vtab *vt, int overlay)
+{
+    const uint8_t *dir = cur->plan == KV_PLAN_LIST ? (const uint8_t *)cur->dir : (const uint8_t *)"";
+    size_t dir_len = cur->plan == KV_PLAN_LIST ? (size_t)cur->dir_len : 0;
+    uint8_t *after = NULL;
+    size_t after_len = 0;
+    int rc = SQLITE_OK, first = 1;
+    for (;;) {
+        tn_op ops[2];
+        memset(ops, 0, sizeof ops);
+        ops[0].opcode = TN_OP_KV_GET;
+        ops[0].key = dir;
+        ops[0].key_len = dir_len;
+        tn_op *walk = &ops[first ? 1 : 0];
+        walk->opcode = cur->plan == KV_PLAN_LIST ? TN_OP_KV_LIST : TN_OP_KV_SCAN;
+        walk->key = cur->plan == KV_PLAN_LIST ? dir : NULL;
+        walk->key_len = cur->plan == KV_PLAN_LIST ? dir_len : 0;
+        walk->limit = KV_PAGE;
+        walk->after = after;
+        walk->after_len = after_len;
+        tn_req req = {.n_ops = first ? 2 : 1, .ops = ops};
+        tn_wr buf;
+        tn_resp resp;
+        tn_wr_init(&buf);
+        rc = kv_call(vt, &req, &buf, &resp);
+        if (rc != SQLITE_OK) {
+            tn_wr_free(&buf);
+            break;
+        }
+        int done = 1;
+        if (resp.n_results != req.n_ops) {
+            rc = SQLITE_ERROR;
+            kv_set_error(vt, "tarn: INTERNAL: malformed answer");
+        } else {
+            if (first) {
+                const tn_result *g = &resp.results[0];
+                uint64_t rev = g->code == TN_SUCCESS && g->n_entries ? g->entries[0].update_rev : 0;
+                if (g->code == TN_SUCCESS || g->code == TN_NOT_FOUND) rc = kv_note_read(vt, dir, dir_len, rev);
+            }
+            const tn_result *w = &resp.results[first ? 1 : 0];
+            if (rc == SQLITE_OK && w->code == TN_SUCCESS) {
+                for (size_t i = 0; i < w->n_entries && rc == SQLITE_OK; i++)
+                    rc = kv_add_store_entry(cur, vt, &w->entries[i], overlay);
+                if (rc == SQLITE_OK && w->n_entries == KV_PAGE) {
+                    const tn_entry *last = &w->entries[w->n_entries - 1];
+                    sqlite3_free(after);
+                    after = sqlite3_malloc64(last->key_len ? last->key_len : 1);
+                    if (!after) rc = SQLITE_NOMEM;
+                    else {
+                        memcpy(after, last->key, last->key_len);
+                        after_len = last->key_len;
+                        done = 0;
+                    }
+                }
+            } else if (rc == SQLITE_OK && w->code != TN_NOT_FOUND && w->code != TN_PARENT_NOT_DIR &&
+                       w->code != TN_INVALID_KEY) {
+                rc = kv_op_error(vt, w->code, dir, dir_len);
+            }
+        }
+        tn_resp_clear(&resp);
+        tn_wr_free(&buf);
+        first = 0;
+        if (rc != SQLITE_OK || done) break;
+    }
+    sqlite3_free(after);
+    if (rc == SQLITE_OK && overlay) {
+        overlay_arg a = {.cur = cur, .plan = cur->plan, .dir = dir, .dir_len = dir_len, .rc = SQLITE_OK};
+        tn_txn_each_written(vt->txn, TN_TXN_KV, overlay_add, &a);
+        rc = a.rc;
+    }
+    return rc;
+}
+
+/* KEY_EQ / KEY_IN: one request with one GET per key not decided by the transaction's own writes. */
+static int kv_materialize_keys(kv_cursor *cur, kv_vtab *vt, int idx_num, sqlite3_value *arg, int overlay)
+{
     size_t n = 0, cap = 0;
     tn_op *ops = NULL;
     tn_wr keys;
     sqlite3_value *v = NULL;
+    int rc;
     tn_wr_init(&keys);
     if (idx_num == KV_PLAN_KEY_IN) {
-        rc = sqlite3_vtab_in_first(argv[0], &v);
+        rc = sqlite3_vtab_in_first(arg, &v);
     } else {
-        v = argv[0];
+        v = arg;
         rc = SQLITE_OK;
     }
     while (rc == SQLITE_OK && v) {
         if (sqlite3_value_type(v) != SQLITE_NULL) {
-            if (n == cap) {
-                cap = cap ? cap * 2 : 8;
-                tn_op *grown = sqlite3_realloc64(ops, cap * sizeof *ops);
-                if (!grown) { rc = SQLITE_NOMEM; break; }
-                ops = grown;
-            }
             const unsigned char *k = sqlite3_value_text(v);
             size_t klen = (size_t)sqlite3_value_bytes(v);
-            memset(&ops[n], 0, sizeof ops[n]);
-            ops[n].opcode = TN_OP_KV_GET;
-            ops[n].key_len = klen;
-            ops[n].cond_rev = keys.len; /* offset into `keys` until the buffer stops moving */
-            tn_wr_raw(&keys, k, klen);
-            if (keys.oom) { rc = SQLITE_NOMEM; break; }
-            n++;
+            int is_dir = 0;
+            const uint8_t *val = NULL;
+            size_t vlen = 0;
+            int64_t ttl = 0;
+            int st = overlay ? tn_txn_kv_state(vt->txn, k, klen, &is_dir, &val, &vlen, &ttl) : TN_TXN_ROW_UNKNOWN;
+            if (st == TN_TXN_ROW_PRESENT) {
+                tn_entry e;
+                memset(&e, 0, sizeof e);
+                e.key = k;
+                e.key_len = klen;
+                e.is_dir = is_dir;
+                e.value = val;
+                e.value_len = vlen;
+                e.ttl_ms = ttl;
+                rc = kv_rows_add(cur, &e, 1);
+                if (rc) break;
+            } else if (st == TN_TXN_ROW_UNKNOWN) {
+                if (n == cap) {
+                    cap = cap ? cap * 2 : 8;
+                    tn_op *grown = sqlite3_realloc64(ops, cap * sizeof *ops);
+                    if (!grown) { rc = SQLITE_NOMEM; break; }
+                    ops = grown;
+                }
+                memset(&ops[n], 0, sizeof ops[n]);
+                ops[n].opcode = TN_OP_KV_GET;
+                ops[n].key_len = klen;
+                ops[n].cond_rev = keys.len; /* offset into `keys` until the buffer stops moving */
+                tn_wr_raw(&keys, k, klen);
+                if (keys.oom) { rc = SQLITE_NOMEM; break; }
+                n++;
+            }
         }
         if (idx_num != KV_PLAN_KEY_IN) break;
-        rc = sqlite3_vtab_in_next(argv[0], &v);
+        rc = sqlite3_vtab_in_next(arg, &v);
     }
     if (rc == SQLITE_DONE) rc = SQLITE_OK;
     if (rc == SQLITE_OK && n > 0) {
@@ -434,23 +687,74 @@ static int kv_filter(sqlite3_vtab_cursor *base, int idx_num, const char *idx_str
         tn_wr_init(&buf);
         rc = kv_call(vt, &req, &buf, &resp);
         if (rc == SQLITE_OK) {
-            cur->resp_buf = buf;
-            cur->resp = resp;
-            cur->have_resp = 1;
-            kv_settle(cur);
-            if (!cur->eof) rc = kv_remember(cur);
-        } else {
-            tn_wr_free(&buf);
+            for (size_t i = 0; i < resp.n_results && i < n && rc == SQLITE_OK; i++) {
+                const tn_result *r = &resp.results[i];
+                if (r->code == TN_SUCCESS && r->n_entries) {
+                    rc = kv_note_read(vt, ops[i].key, ops[i].key_len, r->entries[0].update_rev);
+                    if (rc == SQLITE_OK) rc = kv_rows_add(cur, &r->entries[0], 0);
+                } else if (r->code == TN_NOT_FOUND) {
+                    rc = kv_note_read(vt, ops[i].key, ops[i].key_len, 0);
+                }
+            }
+            tn_resp_clear(&resp);
         }
+        tn_wr_free(&buf);
     }
     tn_wr_free(&keys);
     sqlite3_free(ops);
     return rc;
 }
 
+static int kv_filter(sqlite3_vtab_cursor *base, int idx_num, const char *idx_str, int argc,
+                     sqlite3_value **argv)
+{
+    kv_cursor *cur = (kv_cursor *)base;
+    kv_vtab *vt = (kv_vtab *)base->pVtab;
+    int rc;
+    (void)idx_str;
+    (void)argc;
+    kv_cursor_reset(cur);
+    kv_rows_reset(cur);
+    cur->plan = idx_num;
+    cur->paged = 0;
+    int recording = kv_recording(vt);
+    int overlay = tn_txn_table_pending(vt->txn, TN_TXN_KV) > 0;
+    if (!recording && !overlay && tn_txn_reads(vt->txn) && !tn_txn_pending(vt->txn))
+        tn_txn_reads_clear(vt->txn); /* left by a read-only transaction that has ended */
+
+    if (idx_num == KV_PLAN_LIST) {
+        sqlite3_free(cur->dir);
+        cur->dir = NULL;
+        if (sqlite3_value_type(argv[0]) == SQLITE_NULL) return SQLITE_OK;
+        const unsigned char *d = sqlite3_value_text(argv[0]);
+        cur->dir_len = sqlite3_value_bytes(argv[0]);
+        cur->dir = sqlite3_malloc(cur->dir_len + 1);
+        if (!cur->dir || !d) return SQLITE_NOMEM;
+        memcpy(cur->dir, d, (size_t)cur->dir_len + 1);
+        if (!recording && !overlay) return kv_fetch_page(cur, NULL, 0);
+    } else if (idx_num == KV_PLAN_SCAN) {
+        if (!recording && !overlay) return kv_fetch_page(cur, NULL, 0);
+    }
+    cur->mat = 1;
+    if (idx_num == KV_PLAN_LIST || idx_num == KV_PLAN_SCAN) rc = kv_materialize_walk(cur, vt, overlay);
+    else rc = kv_materialize_keys(cur, vt, idx_num, argv[0], overlay);
+    if (rc != SQLITE_OK) return rc;
+    kv_rows_finish(cur);
+    if ((idx_num == KV_PLAN_LIST || idx_num == KV_PLAN_SCAN) && overlay && cur->n_rows > 1)
+        qsort(cur->rows, cur->n_rows, sizeof *cur->rows, cmp_rows);
+    cur->mi = 0;
+    cur->eof = cur->n_rows == 0;
+    return cur->eof ? SQLITE_OK : kv_remember(cur);
+}
+
 static int kv_next(sqlite3_vtab_cursor *base)
 {
     kv_cursor *cur = (kv_cursor *)base;
+    if (cur->mat) {
+        cur->mi++;
+        cur->eof = cur->mi >= cur->n_rows;
+        return cur->eof ? SQLITE_OK : kv_remember(cur);
+    }
     cur->ei++;
     kv_settle(cur);
     if (cur->eof && cur->paged) {
@@ -473,6 +777,7 @@ static int kv_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col)
 {
     kv_cursor *cur = (kv_cursor *)base;
     const tn_entry *e = kv_current(cur);
+    int own = cur->mat && cur->rows[cur->mi].own;
     switch (col) {
     case KV_COL_KEY:
         sqlite3_result_text(ctx, (const char *)e->key, (int)e->key_len, SQLITE_TRANSIENT);
@@ -491,10 +796,11 @@ static int kv_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col)
         if (e->ttl_ms) sqlite3_result_int64(ctx, e->ttl_ms);
         else sqlite3_result_null(ctx);
         break;
-    case KV_COL_CREATE_REV: sqlite3_result_int64(ctx, (sqlite3_int64)e->create_rev); break;
-    case KV_COL_UPDATE_REV: sqlite3_result_int64(ctx, (sqlite3_int64)e->update_rev); break;
-    case KV_COL_CREATE_TIME: sqlite3_result_int64(ctx, e->create_time); break;
-    case KV_COL_UPDATE_TIME: sqlite3_result_int64(ctx, e->update_time); break;
+    /* A row written by this transaction has no revision or time yet: NULL until it commits. */
+    case KV_COL_CREATE_REV: if (!own) sqlite3_result_int64(ctx, (sqlite3_int64)e->create_rev); break;
+    case KV_COL_UPDATE_REV: if (!own) sqlite3_result_int64(ctx, (sqlite3_int64)e->update_rev); break;
+    case KV_COL_CREATE_TIME: if (!own) sqlite3_result_int64(ctx, e->create_time); break;
+    case KV_COL_UPDATE_TIME: if (!own) sqlite3_result_int64(ctx, e->update_time); break;
     case KV_COL_PARENT: {
         size_t cut = e->key_len;
         while (cut > 0 && e->key[cut - 1] != '.') cut--;
@@ -512,19 +818,49 @@ static int kv_rowid(sqlite3_vtab_cursor *base, sqlite3_int64 *rowid)
     return SQLITE_OK;
 }
 
-/* ---- writes ------------------------------------------------------------------------------------- */
+/* ---- writes: appended to the transaction buffer (committed in xSync) ----------------------------- */
 
-/* Sends one write op and checks its result. accept_code: a code treated as success (0 = none). */
-static int kv_write(kv_vtab *vt, tn_op *op, int accept_code)
+static int kv_buffer(kv_vtab *vt, const tn_op *op)
 {
-    tn_req req = {.n_ops = 1, .ops = op};
+    int code = tn_txn_kv_add(vt->txn, op);
+    if (code == TN_SUCCESS) return SQLITE_OK;
+    if (code == TN_NOMEM) return SQLITE_NOMEM;
+    if (code == TN_TOO_LARGE) {
+        kv_set_error(vt, "tarn: TOO_LARGE: the transaction's buffered writes (%llu ops, %llu bytes) would exceed "
+                     "the %u-byte request limit; commit in smaller transactions",
+                     (unsigned long long)tn_txn_pending(vt->txn), (unsigned long long)tn_txn_bytes(vt->txn),
+                     TN_WIRE_MAX_MESSAGE);
+        return SQLITE_TOOBIG;
+    }
+    kv_set_error(vt, "tarn: %s: write of '%.*s' rejected", tn_code_name(code), (int)op->key_len, op->key);
+    return SQLITE_ERROR;
+}
+
+/* The node at key as this transaction sees it: its own writes, else one GET (recorded in the read set).
+ * *exists, *is_dir. */
+static int kv_lookup(kv_vtab *vt, const uint8_t *key, size_t len, int *exists, int *is_dir)
+{
+    int st = tn_txn_kv_state(vt->txn, key, len, is_dir, NULL, NULL, NULL);
+    if (st != TN_TXN_ROW_UNKNOWN) {
+        *exists = st == TN_TXN_ROW_PRESENT;
+        return SQLITE_OK;
+    }
+    tn_op op = {.opcode = TN_OP_KV_GET, .key = key, .key_len = len};
+    tn_req req = {.n_ops = 1, .ops = &op};
     tn_wr buf;
     tn_resp resp;
     tn_wr_init(&buf);
     int rc = kv_call(vt, &req, &buf, &resp);
     if (rc == SQLITE_OK) {
-        int code = resp.n_results == 1 ? resp.results[0].code : TN_INTERNAL;
-        if (!tn_code_ok(code) && code != accept_code) rc = kv_op_error(vt, code, op->key, op->key_len);
+        const tn_result *r = resp.n_results ? &resp.results[0] : NULL;
+        *exists = r && r->code == TN_SUCCESS && r->n_entries;
+        *is_dir = *exists ? r->entries[0].is_dir : 0;
+        if (r && (r->code == TN_SUCCESS || r->code == TN_NOT_FOUND)) {
+            int code = tn_txn_read(vt->txn, TN_TXN_KV, key, len, *exists ? r->entries[0].update_rev : 0);
+            rc = txn_code(code);
+        } else if (r) {
+            rc = kv_op_error(vt, r->code, key, len);
+        }
         tn_resp_clear(&resp);
     }
     tn_wr_free(&buf);
@@ -553,7 +889,8 @@ static int kv_insert(kv_vtab *vt, sqlite3_value **col)
     op.key_len = (size_t)sqlite3_value_bytes(col[KV_COL_KEY]);
     int is_dir = value_is_set(col[KV_COL_IS_DIR]) && sqlite3_value_int(col[KV_COL_IS_DIR]) != 0;
     int temp = value_is_set(col[KV_COL_TTL_MS]);
-    int replace = sqlite3_vtab_on_conflict(vt->db) == SQLITE_REPLACE;
+    int conflict = sqlite3_vtab_on_conflict(vt->db);
+    int replace = conflict == SQLITE_REPLACE;
     if (temp) op.ttl_ms = sqlite3_value_int64(col[KV_COL_TTL_MS]);
     if (is_dir) {
         if (value_is_set(col[KV_COL_VALUE])) {
@@ -561,20 +898,36 @@ static int kv_insert(kv_vtab *vt, sqlite3_value **col)
             return SQLITE_CONSTRAINT;
         }
         op.opcode = temp ? TN_OP_KV_MKDIR_TEMP : TN_OP_KV_MKDIR;
-        /* mkdir fails on an existing node by itself; REPLACE of an existing directory is a no-op. */
-        return kv_write(vt, &op, replace ? TN_DIR_EXISTS : 0);
+    } else {
+        if (!value_is_set(col[KV_COL_VALUE])) {
+            kv_set_error(vt, "tarn: INVALID_VALUE: '%s' needs a value (or is_dir = 1)", op.key);
+            return SQLITE_CONSTRAINT;
+        }
+        op.value = sqlite3_value_type(col[KV_COL_VALUE]) == SQLITE_BLOB ? sqlite3_value_blob(col[KV_COL_VALUE])
+                                                                        : sqlite3_value_text(col[KV_COL_VALUE]);
+        op.value_len = (size_t)sqlite3_value_bytes(col[KV_COL_VALUE]);
+        if (!op.value) op.value = (const uint8_t *)""; /* zero-length blob: let the engine say INVALID_VALUE */
+        op.opcode = temp ? TN_OP_KV_PUT_TEMP : TN_OP_KV_PUT;
+        op.cond = replace ? TN_COND_NONE : TN_COND_ABSENT;
     }
-    if (!value_is_set(col[KV_COL_VALUE])) {
-        kv_set_error(vt, "tarn: INVALID_VALUE: '%s' needs a value (or is_dir = 1)", op.key);
-        return SQLITE_CONSTRAINT;
+    int exists = 0, node_dir = 0, rc;
+    if (conflict == SQLITE_ABORT && !is_dir) {
+        /* The commit checks ABSENT; a key this transaction already wrote fails now. */
+        if (tn_txn_kv_state(vt->txn, op.key, op.key_len, NULL, NULL, NULL, NULL) == TN_TXN_ROW_PRESENT)
+            return kv_op_error(vt, TN_VALUE_EXISTS, op.key, op.key_len);
+        return kv_buffer(vt, &op);
     }
-    op.value = sqlite3_value_type(col[KV_COL_VALUE]) == SQLITE_BLOB ? sqlite3_value_blob(col[KV_COL_VALUE])
-                                                                    : sqlite3_value_text(col[KV_COL_VALUE]);
-    op.value_len = (size_t)sqlite3_value_bytes(col[KV_COL_VALUE]);
-    if (!op.value) op.value = (const uint8_t *)""; /* zero-length blob: let the engine say INVALID_VALUE */
-    op.opcode = temp ? TN_OP_KV_PUT_TEMP : TN_OP_KV_PUT;
-    op.cond = replace ? TN_COND_NONE : TN_COND_ABSENT;
-    return kv_write(vt, &op, 0);
+    /* Directories (mkdir has no ABSENT cond of its own), IGNORE, FAIL, ROLLBACK, REPLACE of a directory:
+     * decide now from what the transaction sees (the read is validated at commit). */
+    if (!replace || is_dir) {
+        if ((rc = kv_lookup(vt, op.key, op.key_len, &exists, &node_dir))) return rc;
+        if (exists) {
+            if (replace && node_dir) return SQLITE_OK; /* REPLACE of an existing directory: nothing to do */
+            if (replace) return kv_op_error(vt, TN_VALUE_EXISTS, op.key, op.key_len);
+            return kv_op_error(vt, node_dir ? TN_DIR_EXISTS : TN_VALUE_EXISTS, op.key, op.key_len);
+        }
+    }
+    return kv_buffer(vt, &op);
 }
 
 static const tn_read_info *kv_read_of(kv_vtab *vt, sqlite3_value *key)
@@ -590,17 +943,11 @@ static int kv_delete(kv_vtab *vt, sqlite3_value *key)
     op.key = sqlite3_value_text(key);
     op.key_len = (size_t)sqlite3_value_bytes(key);
     const tn_read_info *seen = kv_read_of(vt, key);
-    if (seen) {
-        op.cond = TN_COND_REV;
+    if (seen && seen->rev) {
+        op.cond = TN_COND_REV; /* unchanged since this statement read it */
         op.cond_rev = seen->rev;
     }
-    int rc = kv_write(vt, &op, 0);
-    if (rc == SQLITE_ERROR && seen && strstr(vt->base.zErrMsg, "NOT_FOUND")) {
-        /* Read, then gone before the delete: someone else changed it. */
-        kv_op_error(vt, TN_REVISION_MISMATCH, op.key, op.key_len);
-        rc = SQLITE_BUSY;
-    }
-    return rc;
+    return kv_buffer(vt, &op);
 }
 
 static int kv_update_row(kv_vtab *vt, sqlite3_value *old_key, sqlite3_value **col)
@@ -624,7 +971,9 @@ static int kv_update_row(kv_vtab *vt, sqlite3_value *old_key, sqlite3_value **co
         kv_set_error(vt, "tarn: is_dir of '%s' cannot be changed by UPDATE", op.key);
         return SQLITE_CONSTRAINT;
     }
-    op.cond = TN_COND_REV;
+    /* A row this transaction wrote (rev 0) is changed whatever its revision: its earlier op carries the
+     * checks against what was read. */
+    op.cond = seen->rev ? TN_COND_REV : TN_COND_NONE;
     op.cond_rev = seen->rev;
     int64_t new_ttl = value_is_set(col[KV_COL_TTL_MS]) ? sqlite3_value_int64(col[KV_COL_TTL_MS]) : 0;
     int value_changed = !sqlite3_value_nochange(col[KV_COL_VALUE]);
@@ -650,7 +999,7 @@ static int kv_update_row(kv_vtab *vt, sqlite3_value *old_key, sqlite3_value **co
             } else {
                 op.opcode = TN_OP_KV_PUT;
             }
-            return kv_write(vt, &op, 0);
+            return kv_buffer(vt, &op);
         }
     }
     if (new_ttl != seen->ttl_ms) {
@@ -660,7 +1009,7 @@ static int kv_update_row(kv_vtab *vt, sqlite3_value *old_key, sqlite3_value **co
         }
         op.opcode = TN_OP_KV_UPDATE_TTL;
         op.ttl_ms = new_ttl;
-        return kv_write(vt, &op, 0);
+        return kv_buffer(vt, &op);
     }
     return SQLITE_OK; /* nothing that lives in the store changed */
 }
@@ -674,28 +1023,55 @@ static int kv_update(sqlite3_vtab *base, int argc, sqlite3_value **argv, sqlite3
     return kv_update_row(vt, argv[0], argv + 2);
 }
 
-/* ---- transactions: only the read set's lifetime for now ----------------------------------------- */
+/* ---- transactions (txn.h; docs/transactions.md) ------------------------------------------------- */
 
 static int kv_begin(sqlite3_vtab *base)
 {
     kv_vtab *vt = (kv_vtab *)base;
     tn_readset_clear(&vt->reads);
     vt->in_txn = 1;
+    tn_txn_set_active(vt->txn);
     return SQLITE_OK;
+}
+
+/* The commit point: everything buffered by every table sharing the client goes as one atomic request. */
+static int kv_sync(sqlite3_vtab *base)
+{
+    kv_vtab *vt = (kv_vtab *)base;
+    char *msg = NULL;
+    int rc = tn_txn_commit(vt->txn, &msg);
+    sqlite3_free(vt->base.zErrMsg);
+    vt->base.zErrMsg = rc != SQLITE_OK ? msg : NULL;
+    if (rc == SQLITE_OK) sqlite3_free(msg);
+    return rc;
 }
 
 static int kv_end(sqlite3_vtab *base)
 {
     kv_vtab *vt = (kv_vtab *)base;
+    tn_txn_clear(vt->txn);
     tn_readset_clear(&vt->reads);
     vt->in_txn = 0;
     return SQLITE_OK;
 }
 
-static int kv_sync(sqlite3_vtab *base)
+static int kv_savepoint(sqlite3_vtab *base, int level)
 {
-    (void)base;
+    kv_vtab *vt = (kv_vtab *)base;
+    return tn_txn_savepoint(vt->txn, level) == TN_SUCCESS ? SQLITE_OK : SQLITE_NOMEM;
+}
+
+static int kv_release(sqlite3_vtab *base, int level)
+{
+    kv_vtab *vt = (kv_vtab *)base;
+    tn_txn_release_savepoint(vt->txn, level);
     return SQLITE_OK;
+}
+
+static int kv_rollback_to(sqlite3_vtab *base, int level)
+{
+    kv_vtab *vt = (kv_vtab *)base;
+    return tn_txn_rollback_to(vt->txn, level) == TN_SUCCESS ? SQLITE_OK : SQLITE_NOMEM;
 }
 
 static sqlite3_module kv_module = {
@@ -717,10 +1093,13 @@ static sqlite3_module kv_module = {
     .xSync = kv_sync,
     .xCommit = kv_end,
     .xRollback = kv_end,
+    .xSavepoint = kv_savepoint,
+    .xRelease = kv_release,
+    .xRollbackTo = kv_rollback_to,
 };
 
-int tn_kv_register(sqlite3 *db, tn_conn *conn)
+int tn_kv_register(sqlite3 *db, tn_txn_registry *reg)
 {
-    tn_conn_retain(conn);
-    return sqlite3_create_module_v2(db, "tarn_kv", &kv_module, conn, tn_conn_free);
+    tn_txn_registry_retain(reg);
+    return sqlite3_create_module_v2(db, "tarn_kv", &kv_module, reg, tn_txn_registry_unref);
 }

@@ -1,6 +1,6 @@
-/* readset.h — what a statement (later: a transaction) has read: key bytes -> the revision seen and a few
- * facts about the row. Conditional writes look the row up here so that they carry the revision they read,
- * never an unconditional write after a read.
+/* readset.h — a set of keys read: key bytes -> the revision seen and a few facts about the row. A table
+ * keeps one per transaction so that its conditional writes carry the revision they read (never an
+ * unconditional write after a read); txn.c keeps one to make the first read of a key win.
  *
  * Open addressing with linear probing; keys are copied. Memory via sqlite3_malloc.
  * Failure: tn_readset_put returns SQLITE_NOMEM and leaves the set as it was.

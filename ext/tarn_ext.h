@@ -5,14 +5,15 @@
 #include <sqlite3ext.h>
 
 #include "conn.h"
+#include "txn.h"
 
 #define TARN_VERSION "0.1.0"
 
-/* Registers the tarn_kv module on db; it keeps a reference to conn (tn_conn_retain) that SQLite drops when
- * it destroys the module. Returns an SQLite code. */
-int tn_kv_register(sqlite3 *db, tn_conn *conn);
-
-/* Registers the tarn (collection) module and tarn_drop_collection(); keeps a reference to conn. */
-int tn_coll_register(sqlite3 *db, tn_conn *conn);
+/* Register the tarn_kv and tarn modules (and tarn_drop_collection) on db. Both modules share `txns`, the
+ * connection's transaction registry, so writes to every Tarn table of one store commit as one atomic
+ * request. Each registration keeps its own references (released when SQLite destroys it). Return an SQLite
+ * code. */
+int tn_kv_register(sqlite3 *db, tn_txn_registry *txns);
+int tn_coll_register(sqlite3 *db, tn_conn *conn, tn_txn_registry *txns);
 
 #endif

@@ -1,10 +1,15 @@
-/* txn.c — the transaction write buffer (see txn.h).
+/* txn.c — the transaction write buffer, read set and commit (see txn.h).
  *
- * Layout. `log` holds the buffered ops in order, each as  coll:u32 len:u32 rowop-bytes  where rowop-bytes is
- * exactly one coll.h `rowop` (encoded with tn_coll_rows_encode and stripped of the 3-byte ROWS header), so
- * the commit only concatenates bytes. A savepoint mark is a length of `log`; rolling back truncates it and
- * rebuilds the row-state map from what is left (rare: statement failures and ROLLBACK TO).
- * The row-state map is open addressing keyed by (collection id, encoded pk); key bytes live in `keys`.
+ * Layout. `log` holds the buffered writes in order, each as  table:u32 len:u32 op-bytes. For a collection
+ * op-bytes is exactly one coll.h `rowop` (encoded with tn_coll_rows_encode and stripped of the 3-byte ROWS
+ * header), so the commit only concatenates bytes; for the tree (table TN_TXN_KV) it is
+ *   kvop := opcode:u8 cond:u8 cond_rev:varint ttl_ms:svarint key:bytes has_value:u8 [value:bytes]
+ * A savepoint mark is a length of `log`; rolling back truncates it and rebuilds the row-state map from
+ * what is left (rare: statement failures and ROLLBACK TO).
+ * The row-state map is open addressing keyed by (table, key bytes); key bytes live in `keys`; each slot
+ * remembers the log offset of the last op that wrote the key.
+ * The read set: `rlog` holds one check op per read (same entry format as `log`; tree checks are kvops
+ * with opcode KV_CHECK), `rseen` (key = table:u32 + key bytes) makes the first read of a key win.
  */
 #include <sqlite3ext.h>
 SQLITE_EXTENSION_INIT3
@@ -13,21 +18,25 @@ SQLITE_EXTENSION_INIT3
 
 #include <string.h>
 
+#include "readset.h"
 #include "tn_code.h"
 #include "wire.h"
 
 #define ROWS_HEADER 3 /* kind:u8 flags:u8 n_ops:varint(=1) of a one-op rows payload */
+#define NO_OFF UINT32_MAX
 
 typedef struct txn_coll {
     char *name;
     char *pk_name;
-    size_t n_ops; /* buffered ops of this collection */
+    size_t n_ops; /* buffered write ops of this collection */
+    size_t n_reads; /* read checks of this collection */
 } txn_coll;
 
 typedef struct row_slot {
     uint64_t hash;
     uint32_t key_off, key_len;
-    uint32_t coll;
+    uint32_t table;
+    uint32_t last_off; /* log offset of the entry that last wrote the key, NO_OFF if none */
     uint8_t used, state, written;
 } row_slot;
 
@@ -43,12 +52,16 @@ struct tn_txn {
     uint32_t n_colls, cap_colls;
 
     tn_wr log;
-    size_t n_ops;
+    size_t n_ops, n_kv_ops;
     tn_wr scratch;
 
     row_slot *slots;
     size_t cap_slots, used_slots;
     tn_wr keys;
+
+    tn_wr rlog;       /* read checks */
+    size_t n_reads, n_kv_reads;
+    tn_readset rseen; /* table+key -> first revision read */
 
     size_t *marks;
     int n_marks, cap_marks;
@@ -58,11 +71,23 @@ struct tn_txn {
      * rolled back, so a retried COMMIT can never "succeed" with nothing. */
     int failed_rc;
     char *failed_msg;
+    int active; /* tn_txn_set_active */
 };
 
 /* ---- registry ----------------------------------------------------------------------------------- */
 
-void tn_txn_registry_init(tn_txn_registry *reg) { reg->head = NULL; }
+tn_txn_registry *tn_txn_registry_new(tn_conn *conn)
+{
+    tn_txn_registry *reg = sqlite3_malloc(sizeof *reg);
+    if (!reg) return NULL;
+    memset(reg, 0, sizeof *reg);
+    reg->refs = 1;
+    tn_conn_retain(conn);
+    reg->conn = conn;
+    return reg;
+}
+
+void tn_txn_registry_retain(tn_txn_registry *reg) { reg->refs++; }
 
 static void txn_free(tn_txn *t)
 {
@@ -75,21 +100,27 @@ static void txn_free(tn_txn *t)
     tn_wr_free(&t->log);
     tn_wr_free(&t->scratch);
     tn_wr_free(&t->keys);
+    tn_wr_free(&t->rlog);
+    tn_readset_clear(&t->rseen);
     sqlite3_free(t->slots);
     sqlite3_free(t->marks);
     sqlite3_free(t);
 }
 
-void tn_txn_registry_clear(tn_txn_registry *reg)
+void tn_txn_registry_unref(void *p)
 {
+    tn_txn_registry *reg = p;
+    if (!reg || --reg->refs > 0) return;
     while (reg->head) {
         tn_txn *t = reg->head;
         reg->head = t->next;
         txn_free(t);
     }
+    tn_conn_free(reg->conn);
+    sqlite3_free(reg);
 }
 
-int tn_txn_acquire(tn_txn_registry *reg, tn_conn *conn, tn_client *client, tn_txn **out)
+int tn_txn_acquire(tn_txn_registry *reg, tn_client *client, tn_txn **out)
 {
     for (tn_txn *t = reg->head; t; t = t->next) {
         if (t->client == client) {
@@ -102,8 +133,9 @@ int tn_txn_acquire(tn_txn_registry *reg, tn_conn *conn, tn_client *client, tn_tx
     if (!t) return TN_NOMEM;
     memset(t, 0, sizeof *t);
     t->refs = 1;
-    t->conn = conn;
+    t->conn = reg->conn;
     t->client = client;
+    tn_readset_init(&t->rseen);
     t->next = reg->head;
     reg->head = t;
     *out = t;
@@ -156,22 +188,29 @@ int tn_txn_collection(tn_txn *t, const char *name, const char *pk_name, uint32_t
 
 /* ---- row-state map ------------------------------------------------------------------------------ */
 
-static uint64_t key_hash(uint32_t coll, const uint8_t *p, size_t n)
+static uint64_t key_hash(uint32_t table, const uint8_t *p, size_t n)
 {
-    uint64_t h = 1469598103934665603ull ^ coll;
+    uint64_t h = 1469598103934665603ull ^ table;
     for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
     return h;
 }
 
-static row_slot *map_find(row_slot *slots, size_t cap, const tn_wr *keys, uint64_t h, uint32_t coll,
+static row_slot *map_find(row_slot *slots, size_t cap, const tn_wr *keys, uint64_t h, uint32_t table,
                           const uint8_t *k, size_t n)
 {
     for (size_t i = h & (cap - 1);; i = (i + 1) & (cap - 1)) {
         row_slot *s = &slots[i];
         if (!s->used) return s;
-        if (s->hash == h && s->coll == coll && s->key_len == n && memcmp(keys->p + s->key_off, k, n) == 0)
+        if (s->hash == h && s->table == table && s->key_len == n && memcmp(keys->p + s->key_off, k, n) == 0)
             return s;
     }
+}
+
+static const row_slot *map_get(const tn_txn *t, uint32_t table, const uint8_t *k, size_t n)
+{
+    if (!t->used_slots) return NULL;
+    const row_slot *s = map_find(t->slots, t->cap_slots, &t->keys, key_hash(table, k, n), table, k, n);
+    return s->used ? s : NULL;
 }
 
 static int map_grow(tn_txn *t)
@@ -196,28 +235,31 @@ static int map_grow(tn_txn *t)
     return 0;
 }
 
-/* written: 1 for a change; a check (0) never overrides what a change recorded. */
-static int map_note(tn_txn *t, uint32_t coll, const uint8_t *k, size_t n, uint8_t state, uint8_t written)
+/* written: 1 for a change; a check (0) never overrides what a change recorded. state 0: keep the state
+ * (a change that does not decide presence, e.g. a TTL update). at: log offset of the writing entry. */
+static int map_note(tn_txn *t, uint32_t table, const uint8_t *k, size_t n, uint8_t state, uint8_t written,
+                    uint32_t at)
 {
     if ((t->used_slots + 1) * 4 > t->cap_slots * 3 && map_grow(t)) return TN_NOMEM;
-    uint64_t h = key_hash(coll, k, n);
-    row_slot *s = map_find(t->slots, t->cap_slots, &t->keys, h, coll, k, n);
-    if (s->used) {
-        if (written || !s->written) s->state = state;
-        s->written |= written;
-        return TN_SUCCESS;
+    uint64_t h = key_hash(table, k, n);
+    row_slot *s = map_find(t->slots, t->cap_slots, &t->keys, h, table, k, n);
+    if (!s->used) {
+        size_t off = t->keys.len;
+        tn_wr_raw(&t->keys, k, n);
+        if (t->keys.oom) return TN_NOMEM;
+        s->used = 1;
+        s->hash = h;
+        s->table = table;
+        s->key_off = (uint32_t)off;
+        s->key_len = (uint32_t)n;
+        s->state = TN_TXN_ROW_UNKNOWN;
+        s->written = 0;
+        s->last_off = NO_OFF;
+        t->used_slots++;
     }
-    size_t off = t->keys.len;
-    tn_wr_raw(&t->keys, k, n);
-    if (t->keys.oom) return TN_NOMEM;
-    s->used = 1;
-    s->hash = h;
-    s->coll = coll;
-    s->key_off = (uint32_t)off;
-    s->key_len = (uint32_t)n;
-    s->state = state;
-    s->written = written;
-    t->used_slots++;
+    if (state && (written || !s->written)) s->state = state;
+    if (written && state) s->last_off = state == TN_TXN_ROW_PRESENT ? at : NO_OFF;
+    s->written |= written;
     return TN_SUCCESS;
 }
 
@@ -232,8 +274,8 @@ static const uint8_t *read_key(tn_rd *r, size_t *n)
     return r->p + start;
 }
 
-/* Records what one encoded rowop does to the row map. */
-static int map_apply(tn_txn *t, uint32_t coll, const uint8_t *op, size_t len)
+/* Records what one encoded rowop (at log offset `at`) does to the row map. */
+static int map_apply(tn_txn *t, uint32_t coll, const uint8_t *op, size_t len, uint32_t at)
 {
     tn_rd r;
     size_t n1 = 0, n2 = 0;
@@ -245,26 +287,57 @@ static int map_apply(tn_txn *t, uint32_t coll, const uint8_t *op, size_t len)
     case TN_ROW_INSERT_OR_IGNORE:
     case TN_ROW_UPSERT:
         k1 = read_key(&r, &n1);
-        return k1 ? map_note(t, coll, k1, n1, TN_TXN_ROW_PRESENT, 1) : TN_INTERNAL;
+        return k1 ? map_note(t, coll, k1, n1, TN_TXN_ROW_PRESENT, 1, at) : TN_INTERNAL;
     case TN_ROW_UPDATE: {
         k1 = read_key(&r, &n1);
         (void)tn_rd_varint(&r);
         k2 = read_key(&r, &n2);
         if (!k1 || !k2) return TN_INTERNAL;
-        int rc = map_note(t, coll, k1, n1, TN_TXN_ROW_ABSENT, 1);
-        return rc ? rc : map_note(t, coll, k2, n2, TN_TXN_ROW_PRESENT, 1);
+        int rc = map_note(t, coll, k1, n1, TN_TXN_ROW_ABSENT, 1, at);
+        return rc ? rc : map_note(t, coll, k2, n2, TN_TXN_ROW_PRESENT, 1, at);
     }
     case TN_ROW_DELETE:
         k1 = read_key(&r, &n1);
-        return k1 ? map_note(t, coll, k1, n1, TN_TXN_ROW_ABSENT, 1) : TN_INTERNAL;
+        return k1 ? map_note(t, coll, k1, n1, TN_TXN_ROW_ABSENT, 1, at) : TN_INTERNAL;
     case TN_ROW_CHECK: {
         k1 = read_key(&r, &n1);
         uint64_t rev = tn_rd_varint(&r);
         if (!k1 || r.err) return TN_INTERNAL;
-        return map_note(t, coll, k1, n1, rev ? TN_TXN_ROW_PRESENT : TN_TXN_ROW_ABSENT, 0);
+        return map_note(t, coll, k1, n1, rev ? TN_TXN_ROW_PRESENT : TN_TXN_ROW_ABSENT, 0, at);
     }
     default:
         return TN_SUCCESS; /* RANGE_CHECK: no single row */
+    }
+}
+
+int tn_txn_kv_decode(const uint8_t *op, size_t len, tn_op *out)
+{
+    tn_rd r;
+    memset(out, 0, sizeof *out);
+    tn_rd_init(&r, op, len);
+    out->opcode = tn_rd_u8(&r);
+    out->cond = tn_rd_u8(&r);
+    out->cond_rev = tn_rd_varint(&r);
+    out->ttl_ms = tn_rd_svarint(&r);
+    out->key = tn_rd_bytes(&r, TN_WIRE_MAX_KEY, &out->key_len);
+    if (tn_rd_u8(&r)) out->value = tn_rd_bytes(&r, TN_WIRE_MAX_VALUE, &out->value_len);
+    return r.err || tn_rd_left(&r) ? TN_INTERNAL : TN_SUCCESS;
+}
+
+static int kv_map_apply(tn_txn *t, const uint8_t *op, size_t len, uint32_t at)
+{
+    tn_op o;
+    if (tn_txn_kv_decode(op, len, &o) != TN_SUCCESS) return TN_INTERNAL;
+    switch (o.opcode) {
+    case TN_OP_KV_PUT:
+    case TN_OP_KV_PUT_TEMP:
+    case TN_OP_KV_MKDIR:
+    case TN_OP_KV_MKDIR_TEMP:
+        return map_note(t, TN_TXN_KV, o.key, o.key_len, TN_TXN_ROW_PRESENT, 1, at);
+    case TN_OP_KV_REMOVE:
+        return map_note(t, TN_TXN_KV, o.key, o.key_len, TN_TXN_ROW_ABSENT, 1, at);
+    default:
+        return map_note(t, TN_TXN_KV, o.key, o.key_len, 0, 1, at); /* TTL update: presence unchanged */
     }
 }
 
@@ -277,9 +350,8 @@ int tn_txn_row_state(const tn_txn *t, uint32_t coll, const tn_val *pk, int *writ
     tn_wr_init(&w);
     tn_val_encode(pk, &w);
     if (!w.oom) {
-        uint64_t h = key_hash(coll, w.p, w.len);
-        const row_slot *s = map_find(t->slots, t->cap_slots, &t->keys, h, coll, w.p, w.len);
-        if (s->used) {
+        const row_slot *s = map_get(t, coll, w.p, w.len);
+        if (s) {
             state = s->state;
             if (written) *written = s->written;
         }
@@ -288,13 +360,79 @@ int tn_txn_row_state(const tn_txn *t, uint32_t coll, const tn_val *pk, int *writ
     return state;
 }
 
+int tn_txn_kv_state(const tn_txn *t, const uint8_t *key, size_t key_len, int *is_dir, const uint8_t **value,
+                    size_t *value_len, int64_t *ttl_ms)
+{
+    const row_slot *s = map_get(t, TN_TXN_KV, key, key_len);
+    if (!s || !s->written || s->state == TN_TXN_ROW_UNKNOWN) return TN_TXN_ROW_UNKNOWN;
+    if (s->state == TN_TXN_ROW_ABSENT || s->last_off == NO_OFF) return s->state;
+    tn_rd r;
+    tn_op o;
+    tn_rd_init(&r, t->log.p + s->last_off, t->log.len - s->last_off);
+    (void)tn_rd_u32(&r);
+    uint32_t len = tn_rd_u32(&r);
+    const uint8_t *op = tn_rd_raw(&r, len);
+    if (r.err || tn_txn_kv_decode(op, len, &o) != TN_SUCCESS) return TN_TXN_ROW_UNKNOWN;
+    int dir = o.opcode == TN_OP_KV_MKDIR || o.opcode == TN_OP_KV_MKDIR_TEMP;
+    if (is_dir) *is_dir = dir;
+    if (value) *value = dir ? NULL : o.value;
+    if (value_len) *value_len = dir ? 0 : o.value_len;
+    if (ttl_ms) *ttl_ms = o.opcode == TN_OP_KV_PUT_TEMP || o.opcode == TN_OP_KV_MKDIR_TEMP ? o.ttl_ms : 0;
+    return TN_TXN_ROW_PRESENT;
+}
+
+int tn_txn_each_written(const tn_txn *t, uint32_t table, tn_txn_row_cb cb, void *arg)
+{
+    for (size_t i = 0; i < t->cap_slots; i++) {
+        const row_slot *s = &t->slots[i];
+        if (!s->used || s->table != table || !s->written || s->state == TN_TXN_ROW_UNKNOWN) continue;
+        const uint8_t *op = NULL;
+        uint32_t len = 0;
+        if (s->state == TN_TXN_ROW_PRESENT && s->last_off != NO_OFF) {
+            tn_rd r;
+            tn_rd_init(&r, t->log.p + s->last_off, t->log.len - s->last_off);
+            (void)tn_rd_u32(&r);
+            len = tn_rd_u32(&r);
+            op = tn_rd_raw(&r, len);
+            if (r.err) op = NULL;
+        }
+        int rc = cb(arg, t->keys.p + s->key_off, s->key_len, op ? s->state : TN_TXN_ROW_ABSENT, op, len);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+size_t tn_txn_table_pending(const tn_txn *t, uint32_t table)
+{
+    if (table == TN_TXN_KV) return t->n_kv_ops;
+    return table < t->n_colls ? t->colls[table].n_ops : 0;
+}
+
 /* ---- buffer ------------------------------------------------------------------------------------- */
 
 size_t tn_txn_pending(const tn_txn *t) { return t->n_ops; }
-size_t tn_txn_bytes(const tn_txn *t) { return t->log.len; }
+size_t tn_txn_bytes(const tn_txn *t) { return t->log.len + t->rlog.len; }
 uint64_t tn_txn_commits(const tn_txn *t) { return t->commits; }
 
-int tn_txn_add(tn_txn *t, uint32_t coll, const tn_coll_row_op *op)
+/* Appends table/len/bytes to w unless the request would grow too large. SUCCESS, TOO_LARGE, NOMEM. */
+static int append_entry(tn_txn *t, tn_wr *w, uint32_t table, const uint8_t *p, size_t len, size_t *at)
+{
+    /* Keep room for the request's own framing: fail here rather than at commit. */
+    if (t->log.len + t->rlog.len + len + 8 > TN_WIRE_MAX_MESSAGE - 64 * 1024) return TN_TOO_LARGE;
+    *at = w->len;
+    tn_wr_u32(w, table);
+    tn_wr_u32(w, (uint32_t)len);
+    tn_wr_raw(w, p, len);
+    if (w->oom) {
+        w->oom = 0;
+        w->len = *at;
+        return TN_NOMEM;
+    }
+    return TN_SUCCESS;
+}
+
+/* Encodes one row op into t->scratch; on SUCCESS op and len is the rowop without the ROWS header. */
+static int encode_rowop(tn_txn *t, const tn_coll_row_op *op, const uint8_t **out, size_t *len)
 {
     t->scratch.len = 0;
     t->scratch.oom = 0;
@@ -303,19 +441,20 @@ int tn_txn_add(tn_txn *t, uint32_t coll, const tn_coll_row_op *op)
     if (t->scratch.oom) return TN_NOMEM;
     if (t->scratch.len < ROWS_HEADER || t->scratch.p[0] != TN_CWRITE_ROWS || t->scratch.p[2] != 1)
         return TN_INTERNAL;
-    size_t len = t->scratch.len - ROWS_HEADER;
-    /* Keep room for the request's own framing: fail here rather than at commit. */
-    if (t->log.len + len + 8 > TN_WIRE_MAX_MESSAGE - 64 * 1024) return TN_TOO_LARGE;
-    size_t at = t->log.len;
-    tn_wr_u32(&t->log, coll);
-    tn_wr_u32(&t->log, (uint32_t)len);
-    tn_wr_raw(&t->log, t->scratch.p + ROWS_HEADER, len);
-    if (t->log.oom) {
-        t->log.oom = 0;
-        t->log.len = at;
-        return TN_NOMEM;
-    }
-    rc = map_apply(t, coll, t->scratch.p + ROWS_HEADER, len);
+    *out = t->scratch.p + ROWS_HEADER;
+    *len = t->scratch.len - ROWS_HEADER;
+    return TN_SUCCESS;
+}
+
+int tn_txn_add(tn_txn *t, uint32_t coll, const tn_coll_row_op *op)
+{
+    const uint8_t *bytes;
+    size_t len, at;
+    if (coll >= t->n_colls) return TN_INTERNAL;
+    int rc = encode_rowop(t, op, &bytes, &len);
+    if (rc != TN_SUCCESS) return rc;
+    if ((rc = append_entry(t, &t->log, coll, bytes, len, &at)) != TN_SUCCESS) return rc;
+    rc = map_apply(t, coll, t->log.p + at + 8, len, (uint32_t)at);
     if (rc != TN_SUCCESS) {
         t->log.len = at;
         return rc;
@@ -325,44 +464,167 @@ int tn_txn_add(tn_txn *t, uint32_t coll, const tn_coll_row_op *op)
     return TN_SUCCESS;
 }
 
-static void drop_ops(tn_txn *t);
-
-void tn_txn_clear(tn_txn *t)
+static void kvop_encode(const tn_op *op, tn_wr *w)
 {
-    t->failed_rc = SQLITE_OK;
-    sqlite3_free(t->failed_msg);
-    t->failed_msg = NULL;
-    drop_ops(t);
+    tn_wr_u8(w, op->opcode);
+    tn_wr_u8(w, op->cond);
+    tn_wr_varint(w, op->cond_rev);
+    tn_wr_svarint(w, op->ttl_ms);
+    tn_wr_bytes(w, op->key, op->key_len);
+    tn_wr_u8(w, op->value ? 1 : 0);
+    if (op->value) tn_wr_bytes(w, op->value, op->value_len);
 }
+
+int tn_txn_kv_add(tn_txn *t, const tn_op *op)
+{
+    size_t at;
+    switch (op->opcode) {
+    case TN_OP_KV_PUT: case TN_OP_KV_MKDIR: case TN_OP_KV_REMOVE: case TN_OP_KV_PUT_TEMP:
+    case TN_OP_KV_MKDIR_TEMP: case TN_OP_KV_UPDATE_TTL:
+        break;
+    default:
+        return TN_CLIENT_REQ_ERROR;
+    }
+    if (op->key_len > TN_WIRE_MAX_KEY || op->value_len > TN_WIRE_MAX_VALUE) return TN_TOO_LARGE;
+    t->scratch.len = 0;
+    t->scratch.oom = 0;
+    kvop_encode(op, &t->scratch);
+    if (t->scratch.oom) return TN_NOMEM;
+    int rc = append_entry(t, &t->log, TN_TXN_KV, t->scratch.p, t->scratch.len, &at);
+    if (rc != TN_SUCCESS) return rc;
+    rc = kv_map_apply(t, t->log.p + at + 8, t->scratch.len, (uint32_t)at);
+    if (rc != TN_SUCCESS) {
+        t->log.len = at;
+        return rc;
+    }
+    t->n_ops++;
+    t->n_kv_ops++;
+    return TN_SUCCESS;
+}
+
+/* ---- read set ----------------------------------------------------------------------------------- */
+
+size_t tn_txn_reads(const tn_txn *t) { return t->n_reads; }
+
+/* 1 if table+key was read before (or on NOMEM, -1); else records it. */
+static int seen_before(tn_txn *t, uint32_t table, const uint8_t *key, size_t len)
+{
+    tn_wr k;
+    tn_wr_init(&k);
+    tn_wr_u32(&k, table);
+    tn_wr_raw(&k, key, len);
+    int rc = -1;
+    if (!k.oom) {
+        if (tn_readset_get(&t->rseen, k.p, k.len)) {
+            rc = 1;
+        } else {
+            tn_read_info info = {0};
+            rc = tn_readset_put(&t->rseen, k.p, k.len, &info) == SQLITE_OK ? 0 : -1;
+        }
+    }
+    tn_wr_free(&k);
+    return rc;
+}
+
+int tn_txn_read(tn_txn *t, uint32_t table, const uint8_t *key, size_t key_len, uint64_t rev)
+{
+    size_t at;
+    int seen = seen_before(t, table, key, key_len);
+    if (seen < 0) return TN_NOMEM;
+    if (seen) return TN_SUCCESS;
+    int rc;
+    if (table == TN_TXN_KV) {
+        /* The root always exists (its revision may be 0): always a REV check. */
+        int rev_check = rev || key_len == 0;
+        tn_op op = {.opcode = TN_OP_KV_CHECK, .cond = rev_check ? TN_COND_REV : TN_COND_ABSENT, .cond_rev = rev,
+                    .key = key, .key_len = key_len};
+        t->scratch.len = 0;
+        t->scratch.oom = 0;
+        kvop_encode(&op, &t->scratch);
+        if (t->scratch.oom) return TN_NOMEM;
+        rc = append_entry(t, &t->rlog, table, t->scratch.p, t->scratch.len, &at);
+        if (rc == TN_SUCCESS) t->n_kv_reads++;
+    } else {
+        if (table >= t->n_colls) return TN_INTERNAL;
+        tn_rd r;
+        tn_val pk;
+        tn_rd_init(&r, key, key_len);
+        if (tn_val_decode(&r, TN_COLL_MAX_INDEX_VALUE, &pk) != 0) return TN_INTERNAL;
+        tn_coll_row_op op = {.mode = TN_ROW_CHECK, .pk = pk, .expect_rev = rev};
+        const uint8_t *bytes;
+        size_t len;
+        if ((rc = encode_rowop(t, &op, &bytes, &len)) != TN_SUCCESS) return rc;
+        rc = append_entry(t, &t->rlog, table, bytes, len, &at);
+        if (rc == TN_SUCCESS) t->colls[table].n_reads++;
+    }
+    if (rc == TN_SUCCESS) t->n_reads++;
+    return rc;
+}
+
+int tn_txn_read_range(tn_txn *t, uint32_t coll, const tn_coll_pred *preds, size_t n_preds, uint64_t revision)
+{
+    size_t at, len;
+    const uint8_t *bytes;
+    if (coll >= t->n_colls) return TN_INTERNAL;
+    tn_coll_row_op op = {.mode = TN_ROW_RANGE_CHECK, .preds = preds, .n_preds = n_preds, .expect_rev = revision};
+    int rc = encode_rowop(t, &op, &bytes, &len);
+    if (rc != TN_SUCCESS) return rc;
+    /* The same query at the same revision is checked once (a statement may run it for every outer row);
+     * range keys live in their own id space (high bit) so they never meet a pk. */
+    int seen = seen_before(t, coll | 0x80000000u, bytes, len);
+    if (seen < 0) return TN_NOMEM;
+    if (seen) return TN_SUCCESS;
+    rc = append_entry(t, &t->rlog, coll, bytes, len, &at);
+    if (rc == TN_SUCCESS) {
+        t->colls[coll].n_reads++;
+        t->n_reads++;
+    }
+    return rc;
+}
+
+void tn_txn_reads_clear(tn_txn *t)
+{
+    t->rlog.len = 0;
+    t->rlog.oom = 0;
+    t->n_reads = t->n_kv_reads = 0;
+    for (uint32_t i = 0; i < t->n_colls; i++) t->colls[i].n_reads = 0;
+    tn_readset_clear(&t->rseen);
+}
+
+/* ---- savepoints ------------------------------------------------------------------------------------ */
 
 static void drop_ops(tn_txn *t)
 {
     t->log.len = 0;
     t->log.oom = 0;
-    t->n_ops = 0;
+    t->n_ops = t->n_kv_ops = 0;
     for (uint32_t i = 0; i < t->n_colls; i++) t->colls[i].n_ops = 0;
     if (t->slots) memset(t->slots, 0, t->cap_slots * sizeof *t->slots);
     t->used_slots = 0;
     t->keys.len = 0;
-    t->keys.oom = 0;
     t->n_marks = 0;
-    /* A large transaction's memory is given back; small buffers are kept for the next one. */
-    if (t->log.cap > (1u << 20)) tn_wr_free(&t->log);
-    if (t->keys.cap > (1u << 20)) tn_wr_free(&t->keys);
-    if (t->cap_slots > 4096) {
-        sqlite3_free(t->slots);
-        t->slots = NULL;
-        t->cap_slots = 0;
-    }
 }
 
-/* Iterates log entries: returns 1 and the entry at *off (advancing it), 0 at the end. */
-static int log_next(const tn_txn *t, size_t *off, uint32_t *coll, const uint8_t **op, size_t *len)
+void tn_txn_set_active(tn_txn *t) { t->active = 1; }
+int tn_txn_active(const tn_txn *t) { return t->active; }
+
+void tn_txn_clear(tn_txn *t)
 {
-    if (*off >= t->log.len) return 0;
+    t->active = 0;
+    drop_ops(t);
+    tn_txn_reads_clear(t);
+    t->failed_rc = SQLITE_OK;
+    sqlite3_free(t->failed_msg);
+    t->failed_msg = NULL;
+}
+
+/* Next entry of log w at *off: its table, op bytes and length. 0 at the end. */
+static int log_next(const tn_wr *w, size_t *off, uint32_t *table, const uint8_t **op, size_t *len)
+{
+    if (*off >= w->len) return 0;
     tn_rd r;
-    tn_rd_init(&r, t->log.p + *off, t->log.len - *off);
-    *coll = tn_rd_u32(&r);
+    tn_rd_init(&r, w->p + *off, w->len - *off);
+    *table = tn_rd_u32(&r);
     *len = tn_rd_u32(&r);
     *op = tn_rd_raw(&r, *len);
     if (r.err) return 0;
@@ -370,22 +632,25 @@ static int log_next(const tn_txn *t, size_t *off, uint32_t *coll, const uint8_t 
     return 1;
 }
 
-/* Rebuilds n_ops and the row map from the log (after a truncation). */
+/* Rebuilds the counts and the row map from the log (after a truncation). */
 static int rebuild(tn_txn *t)
 {
     size_t off = 0, len;
-    uint32_t coll;
+    uint32_t table;
     const uint8_t *op;
     if (t->slots) memset(t->slots, 0, t->cap_slots * sizeof *t->slots);
     t->used_slots = 0;
     t->keys.len = 0;
-    t->n_ops = 0;
+    t->n_ops = t->n_kv_ops = 0;
     for (uint32_t i = 0; i < t->n_colls; i++) t->colls[i].n_ops = 0;
-    while (log_next(t, &off, &coll, &op, &len)) {
-        int rc = map_apply(t, coll, op, len);
+    for (;;) {
+        size_t at = off;
+        if (!log_next(&t->log, &off, &table, &op, &len)) break;
+        int rc = table == TN_TXN_KV ? kv_map_apply(t, op, len, (uint32_t)at) : map_apply(t, table, op, len, (uint32_t)at);
         if (rc != TN_SUCCESS) return rc;
         t->n_ops++;
-        t->colls[coll].n_ops++;
+        if (table == TN_TXN_KV) t->n_kv_ops++;
+        else t->colls[table].n_ops++;
     }
     return TN_SUCCESS;
 }
@@ -426,31 +691,89 @@ int tn_txn_rollback_to(tn_txn *t, int level)
 
 typedef struct chunk {
     uint32_t coll;
-    size_t first; /* index of its first op among the collection's ops */
     size_t count;
     tn_wr payload;
+    size_t *offs; /* offset of each row op in payload (for messages) */
 } chunk;
 
-/* Message for a failed row op: mode and pk are decoded from the buffered bytes. */
-static char *row_message(const tn_txn *t, uint32_t coll, size_t op_index, int code, const char *server_msg,
-                         size_t server_len, int *sqlite_rc)
+/* Where each request op came from (for messages). */
+typedef struct op_src {
+    int chunk; /* index into chunks, or -1 for a tree op */
+    const uint8_t *kvop;
+    size_t kvop_len;
+} op_src;
+
+static int code_to_sqlite(int code)
 {
-    size_t off = 0, len, seen = 0;
-    uint32_t c;
-    const uint8_t *op = NULL;
-    int found = 0;
-    while (log_next(t, &off, &c, &op, &len)) {
-        if (c != coll) continue;
-        if (seen++ == op_index) {
-            found = 1;
+    switch (code) {
+    case TN_ROW_EXISTS: case TN_VALUE_EXISTS: case TN_DIR_EXISTS: case TN_HAS_CHILDREN:
+        return SQLITE_CONSTRAINT;
+    case TN_REVISION_MISMATCH: case TN_TXN_CONFLICT: case TN_CAS_MISMATCH: case TN_NOT_LEADER:
+    case TN_UNAVAILABLE: case TN_TIMEOUT:
+        return SQLITE_BUSY;
+    case TN_NOT_OWNER:
+        return SQLITE_PERM;
+    case TN_NOMEM:
+        return SQLITE_NOMEM;
+    case TN_TOO_LARGE:
+        return SQLITE_TOOBIG;
+    default:
+        return SQLITE_ERROR;
+    }
+}
+
+/* Message for a failed tree op. */
+static char *kv_message(const uint8_t *kvop, size_t len, int code, int *sqlite_rc)
+{
+    tn_op o;
+    if (tn_txn_kv_decode(kvop, len, &o) != TN_SUCCESS) {
+        *sqlite_rc = SQLITE_ERROR;
+        return sqlite3_mprintf("tarn: %s: commit failed", tn_code_name(code));
+    }
+    int klen = o.key_len > 200 ? 200 : (int)o.key_len;
+    const char *why;
+    *sqlite_rc = code_to_sqlite(code);
+    if (o.opcode == TN_OP_KV_CHECK) {
+        *sqlite_rc = SQLITE_BUSY;
+        if (o.cond == TN_COND_ABSENT) why = "was created since it was read as absent";
+        else if (code == TN_NOT_FOUND) why = "was deleted since it was read";
+        else why = "changed since it was read";
+    } else {
+        switch (code) {
+        case TN_VALUE_EXISTS: case TN_DIR_EXISTS: why = "already exists"; break;
+        case TN_REVISION_MISMATCH: why = "changed since it was read"; break;
+        case TN_NOT_FOUND:
+            why = o.cond == TN_COND_REV ? "was deleted since it was read" : "does not exist";
+            if (o.cond == TN_COND_REV) *sqlite_rc = SQLITE_BUSY;
             break;
+        case TN_HAS_CHILDREN: why = "is not empty"; break;
+        case TN_PARENT_DIR_NOT_EXISTS: why = "has no parent directory"; break;
+        case TN_PARENT_NOT_DIR: why = "has a parent that is not a directory"; break;
+        case TN_NOT_OWNER: why = "is a temp node owned by another session"; break;
+        case TN_INVALID_KEY: why = "is not a valid key"; break;
+        case TN_INVALID_VALUE: why = "needs a non-empty value"; break;
+        case TN_KEY_TOO_LONG: why = "is too long a key"; break;
+        case TN_VALUE_TOO_LONG: why = "has too long a value"; break;
+        case TN_IS_TEMP_NODE: why = "is a temp node (give ttl_ms to change it)"; break;
+        case TN_NOT_TEMP_NODE: why = "is not a temp node"; break;
+        case TN_UNDER_TEMP_DIR: why = "is under a temp directory (only temp nodes may go there)"; break;
+        case TN_INVALID_TTL: why = "was given an invalid ttl_ms"; break;
+        default: why = "failed"; break;
         }
     }
+    return sqlite3_mprintf("tarn: %s: '%.*s%s' %s", tn_code_name(code), klen, (const char *)o.key,
+                           o.key_len > 200 ? "…" : "", why);
+}
+
+/* Message for a failed row op (decoded from its bytes). */
+static char *row_message(const tn_txn *t, uint32_t coll, const uint8_t *op, size_t len, int code,
+                         const char *server_msg, size_t server_len, int *sqlite_rc)
+{
     const txn_coll *tc = &t->colls[coll];
     char pk[128] = "?";
     uint8_t mode = 0;
     uint64_t rev = 0;
-    if (found) {
+    if (op) {
         tn_rd r;
         tn_val v;
         tn_rd_init(&r, op, len);
@@ -470,7 +793,7 @@ static char *row_message(const tn_txn *t, uint32_t coll, size_t op_index, int co
         break;
     case TN_REVISION_MISMATCH:
         *sqlite_rc = SQLITE_BUSY;
-        why = mode == TN_ROW_CHECK && rev == 0 ? "was added since it was read" : "changed since it was read";
+        why = mode == TN_ROW_CHECK && rev == 0 ? "was added since it was read as absent" : "changed since it was read";
         break;
     case TN_NOT_FOUND:
         *sqlite_rc = SQLITE_BUSY;
@@ -478,6 +801,10 @@ static char *row_message(const tn_txn *t, uint32_t coll, size_t op_index, int co
         break;
     case TN_TXN_CONFLICT:
         *sqlite_rc = SQLITE_BUSY;
+        if (mode == TN_ROW_RANGE_CHECK)
+            return sqlite3_mprintf("tarn: TXN_CONFLICT: rows of '%s' read by a range query changed since they "
+                                   "were read%s%.*s", tc->name, server_len ? " (" : "", (int)server_len,
+                                   server_msg ? server_msg : "", server_len ? ")" : "");
         why = "conflicts with a concurrent change";
         break;
     case TN_NOMEM:
@@ -493,11 +820,27 @@ static char *row_message(const tn_txn *t, uint32_t coll, size_t op_index, int co
                            why);
 }
 
+static int chunk_add(chunk *ch, const uint8_t *op, size_t len)
+{
+    if (!ch->offs) {
+        tn_wr_u8(&ch->payload, TN_CWRITE_ROWS);
+        tn_wr_u8(&ch->payload, 1); /* atomic */
+        tn_wr_varint(&ch->payload, ch->count);
+        ch->offs = sqlite3_malloc64((ch->count + 1) * sizeof *ch->offs);
+        if (!ch->offs) return -1;
+        ch->count = 0;
+    }
+    ch->offs[ch->count++] = ch->payload.len;
+    tn_wr_raw(&ch->payload, op, len);
+    return ch->payload.oom ? -1 : 0;
+}
+
 int tn_txn_commit(tn_txn *t, char **errmsg)
 {
     chunk *chunks = NULL;
     tn_op *ops = NULL;
-    size_t n_chunks = 0, *base = NULL, *seen = NULL;
+    op_src *src = NULL;
+    size_t n_chunks = 0, n_ops = 0, *base = NULL, *seen = NULL;
     tn_wr reqb, respb;
     tn_resp resp;
     int have_resp = 0, rc = SQLITE_OK;
@@ -509,109 +852,140 @@ int tn_txn_commit(tn_txn *t, char **errmsg)
                                   t->failed_msg ? t->failed_msg : "tarn: commit failed");
         return t->failed_rc;
     }
-    if (t->n_ops == 0) goto done;
+    if (t->n_ops == 0) goto done; /* read-only: nothing to commit (docs/transactions.md) */
 
+    /* Chunks per collection: its read checks, then its writes. */
     base = sqlite3_malloc64((t->n_colls + 1) * sizeof *base * 2);
     if (!base) { rc = SQLITE_NOMEM; goto done; }
     seen = base + t->n_colls + 1;
     for (uint32_t c = 0; c < t->n_colls; c++) {
+        size_t total = t->colls[c].n_ops + t->colls[c].n_reads;
         base[c] = n_chunks;
         seen[c] = 0;
-        n_chunks += (t->colls[c].n_ops + TN_COLL_MAX_ROW_OPS - 1) / TN_COLL_MAX_ROW_OPS;
+        n_chunks += (total + TN_COLL_MAX_ROW_OPS - 1) / TN_COLL_MAX_ROW_OPS;
     }
-    chunks = sqlite3_malloc64(n_chunks * sizeof *chunks);
-    ops = sqlite3_malloc64(n_chunks * sizeof *ops);
-    if (!chunks || !ops) { rc = SQLITE_NOMEM; goto done; }
-    memset(chunks, 0, n_chunks * sizeof *chunks);
-    memset(ops, 0, n_chunks * sizeof *ops);
+    size_t max_ops = n_chunks + t->n_kv_reads + t->n_kv_ops;
+    chunks = sqlite3_malloc64((n_chunks + 1) * sizeof *chunks);
+    ops = sqlite3_malloc64((max_ops + 1) * sizeof *ops);
+    src = sqlite3_malloc64((max_ops + 1) * sizeof *src);
+    if (!chunks || !ops || !src) { rc = SQLITE_NOMEM; goto done; }
+    memset(chunks, 0, (n_chunks + 1) * sizeof *chunks);
+    memset(ops, 0, (max_ops + 1) * sizeof *ops);
     for (uint32_t c = 0; c < t->n_colls; c++) {
-        for (size_t first = 0, k = base[c]; first < t->colls[c].n_ops; first += TN_COLL_MAX_ROW_OPS, k++) {
-            chunk *ch = &chunks[k];
-            ch->coll = c;
-            ch->first = first;
-            ch->count = t->colls[c].n_ops - first;
-            if (ch->count > TN_COLL_MAX_ROW_OPS) ch->count = TN_COLL_MAX_ROW_OPS;
-            tn_wr_u8(&ch->payload, TN_CWRITE_ROWS);
-            tn_wr_u8(&ch->payload, 1); /* atomic */
-            tn_wr_varint(&ch->payload, ch->count);
+        size_t total = t->colls[c].n_ops + t->colls[c].n_reads;
+        for (size_t k = base[c]; total > 0; k++) {
+            chunks[k].coll = c;
+            chunks[k].count = total > TN_COLL_MAX_ROW_OPS ? TN_COLL_MAX_ROW_OPS : total;
+            total -= chunks[k].count;
         }
     }
     {
-        size_t off = 0, len;
-        uint32_t c;
+        const tn_wr *logs[2] = {&t->rlog, &t->log};
+        size_t off, len;
+        uint32_t table;
         const uint8_t *op;
-        while (log_next(t, &off, &c, &op, &len)) {
-            chunk *ch = &chunks[base[c] + seen[c]++ / TN_COLL_MAX_ROW_OPS];
-            tn_wr_raw(&ch->payload, op, len);
+        /* Tree checks, then tree writes, in order; collection ops into their chunks. */
+        for (int l = 0; l < 2; l++) {
+            off = 0;
+            while (log_next(logs[l], &off, &table, &op, &len)) {
+                if (table == TN_TXN_KV) {
+                    tn_op *o = &ops[n_ops];
+                    if (tn_txn_kv_decode(op, len, o) != TN_SUCCESS) { rc = SQLITE_ERROR; goto done; }
+                    src[n_ops].chunk = -1;
+                    src[n_ops].kvop = op;
+                    src[n_ops].kvop_len = len;
+                    n_ops++;
+                    continue;
+                }
+                chunk *ch = &chunks[base[table] + seen[table]++ / TN_COLL_MAX_ROW_OPS];
+                if (chunk_add(ch, op, len)) { rc = SQLITE_NOMEM; goto done; }
+            }
         }
     }
     for (size_t k = 0; k < n_chunks; k++) {
-        if (chunks[k].payload.oom) { rc = SQLITE_NOMEM; goto done; }
-        ops[k].opcode = TN_OP_COLL_WRITE;
-        ops[k].key = (const uint8_t *)t->colls[chunks[k].coll].name;
-        ops[k].key_len = strlen(t->colls[chunks[k].coll].name);
-        ops[k].value = chunks[k].payload.p;
-        ops[k].value_len = chunks[k].payload.len;
+        ops[n_ops].opcode = TN_OP_COLL_WRITE;
+        ops[n_ops].key = (const uint8_t *)t->colls[chunks[k].coll].name;
+        ops[n_ops].key_len = strlen(t->colls[chunks[k].coll].name);
+        ops[n_ops].value = chunks[k].payload.p;
+        ops[n_ops].value_len = chunks[k].payload.len;
+        src[n_ops].chunk = (int)k;
+        n_ops++;
     }
     tn_req req = {.flags = TN_REQF_ATOMIC, .req_id = ++t->next_req_id, .client_id = tn_client_session(t->client),
-                  .n_ops = n_chunks, .ops = ops};
+                  .n_ops = n_ops, .ops = ops};
     int code = tn_req_encode(&req, &reqb);
-    for (size_t k = 0; k < n_chunks; k++) tn_wr_free(&chunks[k].payload); /* the request holds a copy */
     if (code == TN_TOO_LARGE) {
         rc = SQLITE_TOOBIG;
-        *errmsg = sqlite3_mprintf("tarn: TOO_LARGE: the transaction (%llu row ops) exceeds the %u-byte request "
-                                  "limit; commit it in smaller transactions", (unsigned long long)t->n_ops, TN_WIRE_MAX_MESSAGE);
+        *errmsg = sqlite3_mprintf("tarn: TOO_LARGE: the transaction (%llu writes, %llu reads) exceeds the %u-byte "
+                                  "request limit; commit it in smaller transactions",
+                                  (unsigned long long)t->n_ops, (unsigned long long)t->n_reads, TN_WIRE_MAX_MESSAGE);
         goto done;
     }
-    if (code != TN_SUCCESS) { rc = SQLITE_NOMEM; goto done; }
+    if (code != TN_SUCCESS) {
+        rc = code == TN_NOMEM ? SQLITE_NOMEM : SQLITE_ERROR;
+        if (rc != SQLITE_NOMEM)
+            *errmsg = sqlite3_mprintf("tarn: %s: the transaction could not be encoded", tn_code_name(code));
+        goto done;
+    }
     tn_conn_count_request(t->conn);
     code = tn_client_call(t->client, &reqb, &respb);
     if (code == TN_SUCCESS) code = tn_resp_decode(respb.p, respb.len, &resp);
     if (code != TN_SUCCESS) {
         rc = code == TN_NOMEM ? SQLITE_NOMEM : SQLITE_BUSY;
-        *errmsg = sqlite3_mprintf("tarn: %s: commit to %s failed (the transaction is rolled back)",
-                                  tn_code_name(code), tn_client_target(t->client));
+        const char *why = tn_client_last_error(t->client);
+        if (why)
+            *errmsg = sqlite3_mprintf("%s (commit: the transaction is rolled back; whether the store applied it "
+                                      "is unknown)", why);
+        else
+            *errmsg = sqlite3_mprintf("tarn: %s: commit to %s failed (the transaction is rolled back; whether "
+                                      "the store applied it is unknown)", tn_code_name(code),
+                                      tn_client_target(t->client));
         goto done;
     }
     have_resp = 1;
     if (resp.code != TN_SUCCESS) {
-        rc = resp.code == TN_TOO_LARGE ? SQLITE_TOOBIG
-             : resp.code == TN_NOT_LEADER || resp.code == TN_UNAVAILABLE || resp.code == TN_TIMEOUT ? SQLITE_BUSY
-                                                                                                      : SQLITE_ERROR;
+        rc = code_to_sqlite(resp.code);
+        if (rc == SQLITE_CONSTRAINT || rc == SQLITE_PERM) rc = SQLITE_ERROR;
         *errmsg = sqlite3_mprintf("tarn: %s: commit failed: %.*s", tn_code_name(resp.code),
                                   (int)resp.message_len, (const char *)resp.message);
         goto done;
     }
-    if (resp.n_results != n_chunks) {
+    if (resp.n_results != n_ops) {
         rc = SQLITE_ERROR;
         *errmsg = sqlite3_mprintf("tarn: INTERNAL: commit answered %llu results for %llu ops",
-                                  (unsigned long long)resp.n_results, (unsigned long long)n_chunks);
+                                  (unsigned long long)resp.n_results, (unsigned long long)n_ops);
         goto done;
     }
-    /* The failing op is the first with its own outcome: every other op of an atomic request that failed
-     * reports TXN_CONFLICT without a payload. */
-    size_t bad = n_chunks;
-    for (size_t k = 0; k < n_chunks && bad == n_chunks; k++)
-        if (!tn_code_ok(resp.results[k].code) && resp.results[k].blob_len) bad = k;
-    for (size_t k = 0; k < n_chunks && bad == n_chunks; k++)
+    /* The failing op is the first that does not report TXN_CONFLICT (every other op of a failed atomic
+     * request does); a RANGE_CHECK failure is itself a TXN_CONFLICT with a blob. */
+    size_t bad = n_ops;
+    for (size_t k = 0; k < n_ops && bad == n_ops; k++)
+        if (!tn_code_ok(resp.results[k].code) &&
+            (resp.results[k].code != TN_TXN_CONFLICT || resp.results[k].blob_len))
+            bad = k;
+    for (size_t k = 0; k < n_ops && bad == n_ops; k++)
         if (!tn_code_ok(resp.results[k].code)) bad = k;
-    if (bad < n_chunks) {
+    if (bad < n_ops) {
         const tn_result *res = &resp.results[bad];
+        if (src[bad].chunk < 0) {
+            *errmsg = kv_message(src[bad].kvop, src[bad].kvop_len, res->code, &rc);
+            goto done;
+        }
+        chunk *ch = &chunks[src[bad].chunk];
         tn_coll_write_result wr;
         memset(&wr, 0, sizeof wr);
         if (res->blob_len && tn_coll_write_result_decode(res->blob, res->blob_len, &wr) == TN_SUCCESS &&
-            wr.failed_op > 0) {
+            wr.failed_op > 0 && wr.failed_op <= ch->count) {
             int op_code = wr.failed_op <= wr.n_ops ? wr.ops[wr.failed_op - 1].code : wr.code;
-            *errmsg = row_message(t, chunks[bad].coll, chunks[bad].first + wr.failed_op - 1, op_code,
-                                  wr.message, wr.message_len, &rc);
+            size_t at = ch->offs[wr.failed_op - 1];
+            size_t end = wr.failed_op < ch->count ? ch->offs[wr.failed_op] : ch->payload.len;
+            *errmsg = row_message(t, ch->coll, ch->payload.p + at, end - at, op_code, wr.message, wr.message_len, &rc);
         } else {
             const char *m = wr.message ? wr.message : "";
             size_t ml = wr.message ? wr.message_len : 0;
             *errmsg = sqlite3_mprintf("tarn: %s: commit to '%s' failed%s%.*s", tn_code_name(res->code),
-                                      t->colls[chunks[bad].coll].name, ml ? ": " : "", (int)ml, m);
-            rc = res->code == TN_REVISION_MISMATCH || res->code == TN_TXN_CONFLICT ? SQLITE_BUSY
-                 : res->code == TN_ROW_EXISTS                                      ? SQLITE_CONSTRAINT
-                                                                                   : SQLITE_ERROR;
+                                      t->colls[ch->coll].name, ml ? ": " : "", (int)ml, m);
+            rc = code_to_sqlite(res->code);
         }
         tn_coll_write_result_clear(&wr);
         goto done;
@@ -622,13 +996,18 @@ done:
         *errmsg = sqlite3_mprintf("tarn: commit failed");
     if (have_resp) tn_resp_clear(&resp);
     if (chunks)
-        for (size_t k = 0; k < n_chunks; k++) tn_wr_free(&chunks[k].payload);
+        for (size_t k = 0; k < n_chunks; k++) {
+            tn_wr_free(&chunks[k].payload);
+            sqlite3_free(chunks[k].offs);
+        }
     sqlite3_free(chunks);
     sqlite3_free(ops);
+    sqlite3_free(src);
     sqlite3_free(base);
     tn_wr_free(&reqb);
     tn_wr_free(&respb);
     drop_ops(t);
+    tn_txn_reads_clear(t);
     if (rc != SQLITE_OK && rc != SQLITE_NOMEM) {
         t->failed_rc = rc;
         t->failed_msg = *errmsg ? sqlite3_mprintf("%s", *errmsg) : NULL;

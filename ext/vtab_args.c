@@ -31,7 +31,8 @@ static const char *const va_compress_choices[] = { "none", "lz4", NULL };
     { "data", TN_VA_STRING, 0, 0, NULL },                                   \
     { "timeout_ms", TN_VA_INT, 1, 3600000, NULL },                          \
     { "token", TN_VA_STRING, 0, 0, NULL },                                  \
-    { "lease_read", TN_VA_BOOL, 0, 1, NULL }
+    { "lease_read", TN_VA_BOOL, 0, 1, NULL },                               \
+    { "stale", TN_VA_BOOL, 0, 1, NULL }
 
 static const tn_va_option_spec va_tarn_options[] = {
     VA_COMMON_OPTIONS,

@@ -25,6 +25,7 @@
 #include "codec.h"
 
 #define TN_ENGINE_EXPIRY_TICK_MS 20
+#define TN_ENGINE_SNAPSHOT_EVERY 100000 /* persistent engines: snapshot + log compaction period (writes) */
 
 typedef struct tn_engine tn_engine;
 
@@ -32,6 +33,22 @@ typedef struct tn_engine tn_engine;
  * Each successful open must be matched by one tn_engine_close. */
 int tn_engine_open(const char *name, tn_engine **out);
 void tn_engine_close(tn_engine *e);
+
+/* Like tn_engine_open, but the engine is PERSISTENT when data_dir is not NULL: every write command is
+ * appended to a segment log in data_dir/log (raftnet/logstore.h) and tn_engine_call returns only once it is
+ * durable (fdatasync; concurrent writers share syncs — group commit); every TN_ENGINE_SNAPSHOT_EVERY writes
+ * the state is saved to data_dir/snap (raftnet/snapfile.h) and the log compacted. Opening recovers: the
+ * newest snapshot, then the log after it (a torn tail is cut, corruption refuses to open). The log's
+ * entries are the same command bytes a Raft log carries (term 1). A write whose log write or sync fails
+ * gets IO_ERROR and the engine refuses every later write (fail-stop: reopen after fixing the disk).
+ * Reads may see a write a moment before its caller gets the answer (before it is durable).
+ * An engine name is bound to its data_dir while open: opening it with another one is BAD_REQUEST.
+ * Results: SUCCESS, NOMEM, BAD_REQUEST, IO_ERROR (err, if given, names the file and offset).
+ * tn_engine_open(name, out) == tn_engine_open_dir(name, NULL, out, NULL, 0). */
+int tn_engine_open_dir(const char *name, const char *data_dir, tn_engine **out, char *err, size_t errlen);
+
+/* Persistent engines: snapshot + log compaction now. SUCCESS, IO_ERROR, BAD_REQUEST (in-memory engine). */
+int tn_engine_snapshot(tn_engine *e);
 
 /* A new session id, unique within the engine (never 0): the owner of temp nodes a client creates. */
 uint64_t tn_engine_new_session(tn_engine *e);

@@ -4,16 +4,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atomic.h"
 #include "coll.h"
+#include "session.h"
 #include "snapshot.h"
 
 #define SM_IMAGE_MAGIC 0x4d53544eu /* "TNSM" little-endian */
-#define SM_IMAGE_VERSION 1
+#define SM_IMAGE_VERSION 2 /* 2: session table before the tree; 1 (no sessions) still loads */
 #define SM_SCAN_PAGE_MAX 100000u   /* upper bound on entries one LIST/SCAN op returns */
 
 struct tn_sm {
     tn_tree *tree;
     tn_colls *colls;
+    tn_sessions *sessions;
     tn_tree_limits limits;
     uint64_t applied;
 };
@@ -25,7 +28,8 @@ tn_sm *tn_sm_new(const tn_tree_limits *limits)
     if (limits) sm->limits = *limits;
     sm->tree = tn_tree_new(limits);
     sm->colls = tn_colls_new();
-    if (!sm->tree || !sm->colls) {
+    sm->sessions = tn_sessions_new(0);
+    if (!sm->tree || !sm->colls || !sm->sessions) {
         tn_sm_free(sm);
         return NULL;
     }
@@ -37,12 +41,15 @@ void tn_sm_free(tn_sm *sm)
     if (!sm) return;
     tn_tree_free(sm->tree);
     tn_colls_free(sm->colls);
+    tn_sessions_free(sm->sessions);
     free(sm);
 }
 
 uint64_t tn_sm_applied(const tn_sm *sm) { return sm->applied; }
 
 const tn_tree *tn_sm_tree(const tn_sm *sm) { return sm->tree; }
+
+size_t tn_sm_session_count(const tn_sm *sm) { return tn_sessions_count(sm->sessions); }
 
 static void view_to_entry(const tn_node_view *v, tn_entry *e, int with_value)
 {
@@ -120,55 +127,12 @@ static int apply_op(tn_sm *sm, const tn_wctx *ctx, const tn_op *op, tn_wr *blob)
     }
 }
 
-/* All-or-nothing request (a transaction's commit): every op applies or none does. Collections have an
- * undo log (tn_colls_txn_*); the tree has none yet, so an atomic request may only hold collection writes
- * for now — anything else is refused as a whole, before anything is applied. On failure the failing op
- * reports its own code and blob (naming the row), every other op TXN_CONFLICT. */
-static int apply_atomic(tn_sm *sm, const tn_wctx *ctx, const tn_req *req, tn_wr *out)
-{
-    tn_resp_builder b;
-    tn_wr *blobs = NULL;
-    int *codes = NULL;
-    size_t failed = req->n_ops;
-    int rc;
-
-    for (size_t i = 0; i < req->n_ops; i++)
-        if (req->ops[i].opcode != TN_OP_COLL_WRITE)
-            return tn_resp_error(out, req->req_id, TN_BAD_REQUEST, NULL,
-                                 "atomic requests may hold only collection writes in this version");
-    blobs = calloc(req->n_ops, sizeof *blobs);
-    codes = calloc(req->n_ops, sizeof *codes);
-    if (!blobs || !codes) { rc = TN_NOMEM; goto done; }
-    rc = tn_colls_txn_begin(sm->colls);
-    if (rc != TN_SUCCESS) goto done;
-    for (size_t i = 0; i < req->n_ops && failed == req->n_ops; i++) {
-        const tn_op *op = &req->ops[i];
-        codes[i] = tn_colls_write(sm->colls, ctx, op->key, op->key_len, op->value, op->value_len, &blobs[i]);
-        if (!tn_code_ok(codes[i]) || blobs[i].oom) failed = i;
-    }
-    if (failed < req->n_ops) tn_colls_txn_rollback(sm->colls);
-    else tn_colls_txn_commit(sm->colls);
-
-    tn_resp_begin(&b, out, req->req_id, TN_SUCCESS, ctx->index, NULL, NULL);
-    for (size_t i = 0; i < req->n_ops; i++) {
-        int failed_here = failed < req->n_ops;
-        tn_resp_result_begin(&b, !failed_here ? codes[i] : i == failed ? codes[i] : TN_TXN_CONFLICT);
-        if (!failed_here || i == failed) tn_resp_blob(&b, blobs[i].p, blobs[i].len);
-    }
-    rc = tn_resp_finish(&b);
-done:
-    if (blobs)
-        for (size_t i = 0; i < req->n_ops; i++) tn_wr_free(&blobs[i]);
-    free(blobs);
-    free(codes);
-    return rc;
-}
+static int apply_request(tn_sm *sm, uint64_t index, const tn_cmd *cmd_p, const tn_req *req_p, tn_wr *out);
 
 int tn_sm_apply(tn_sm *sm, uint64_t index, const void *cmd_bytes, size_t len, tn_wr *out)
 {
     tn_cmd cmd;
     tn_req req;
-    tn_resp_builder b;
     int rc;
 
     if (index <= sm->applied) return TN_INTERNAL;
@@ -177,11 +141,55 @@ int tn_sm_apply(tn_sm *sm, uint64_t index, const void *cmd_bytes, size_t len, tn
     if (rc != TN_SUCCESS) return rc;
     rc = tn_req_decode(cmd.req, cmd.req_len, &req);
     if (rc != TN_SUCCESS) return rc;
-    if (req.flags & TN_REQF_ATOMIC && req.n_ops > 1) {
-        tn_wctx actx = {.index = index, .time_ms = cmd.time_ms, .owner = cmd.owner};
-        rc = apply_atomic(sm, &actx, &req, out);
+    tn_sessions_touch(sm->sessions, cmd.time_ms);
+    if (req.client_id && req.seq) {
+        const uint8_t *cached;
+        size_t cached_len;
+        int verdict = tn_sessions_check(sm->sessions, req.client_id, req.seq, &cached, &cached_len);
+        if (verdict != TN_SESSION_NEW) {
+            uint64_t req_id = req.req_id;
+            tn_req_clear(&req);
+            if (verdict == TN_SESSION_RETRY) return tn_sm_resp_with_req_id(cached, cached_len, req_id, out);
+            return tn_resp_error(out, req_id, TN_SESSION_EXPIRED, NULL,
+                                 "duplicate of a write older than the session's last one: not applied");
+        }
+        size_t at = out->len;
+        rc = apply_request(sm, index, &cmd, &req, out);
+        if (rc == TN_SUCCESS && !out->oom)
+            rc = tn_sessions_record(sm->sessions, req.client_id, req.seq, cmd.time_ms, out->p + at, out->len - at);
         tn_req_clear(&req);
         return rc;
+    }
+    rc = apply_request(sm, index, &cmd, &req, out);
+    tn_req_clear(&req);
+    return rc;
+}
+
+int tn_sm_resp_with_req_id(const void *resp, size_t len, uint64_t req_id, tn_wr *out)
+{
+    tn_rd r;
+    tn_rd_init(&r, resp, len);
+    const uint8_t *hdr = tn_rd_raw(&r, 4);
+    (void)tn_rd_varint(&r);
+    if (r.err) return TN_BAD_REQUEST;
+    tn_wr_raw(out, hdr, 4);
+    tn_wr_varint(out, req_id);
+    tn_wr_raw(out, (const uint8_t *)resp + r.off, len - r.off);
+    return out->oom ? TN_NOMEM : TN_SUCCESS;
+}
+
+/* Applies a decoded request (no session check); appends the response. */
+static int apply_request(tn_sm *sm, uint64_t index, const tn_cmd *cmd_p, const tn_req *req_p, tn_wr *out)
+{
+    const tn_cmd cmd = *cmd_p;
+    const tn_req req = *req_p;
+    tn_resp_builder b;
+    int rc;
+    if (req.flags & TN_REQF_ATOMIC) {
+        /* all or nothing, tree and collections alike (raftnet/atomic.h); INTERNAL = a rollback failed and
+         * this state machine must not be used any more */
+        tn_wctx actx = {.index = index, .time_ms = cmd.time_ms, .owner = cmd.owner};
+        return tn_atomic_apply(sm->tree, sm->colls, &actx, &req, out);
     }
 
     tn_wctx ctx = {.index = index, .time_ms = cmd.time_ms, .owner = cmd.owner};
@@ -208,7 +216,6 @@ int tn_sm_apply(tn_sm *sm, uint64_t index, const void *cmd_bytes, size_t len, tn
             if (tn_tree_get(sm->tree, op->key, op->key_len, &v) == TN_SUCCESS) emit_node(&b, &v);
         }
     }
-    tn_req_clear(&req);
     rc = tn_resp_finish(&b); /* copies the last blob: free it only after */
     tn_wr_free(&blobs[0]);
     tn_wr_free(&blobs[1]);
@@ -316,6 +323,14 @@ int tn_sm_snapshot_save(const tn_sm *sm, tn_wr *out)
     tn_wr_u32(&raw, SM_IMAGE_MAGIC);
     tn_wr_u8(&raw, SM_IMAGE_VERSION);
     tn_wr_varint(&raw, sm->applied);
+    size_t sess_at = raw.len;
+    tn_wr_u64(&raw, 0); /* session image length, patched below */
+    rc = tn_sessions_serialize(sm->sessions, &raw);
+    if (rc != TN_SUCCESS) goto done;
+    if (raw.oom) { rc = TN_NOMEM; goto done; }
+    uint64_t sess_len = raw.len - sess_at - 8;
+    tn_wr_patch_u32(&raw, sess_at, (uint32_t)sess_len);
+    tn_wr_patch_u32(&raw, sess_at + 4, (uint32_t)(sess_len >> 32));
     size_t tree_at = raw.len;
     tn_wr_u64(&raw, 0); /* tree image length, patched below */
     rc = tn_tree_serialize(sm->tree, &raw);
@@ -339,6 +354,7 @@ int tn_sm_snapshot_load(tn_sm *sm, const void *img, size_t len)
     size_t raw_len = 0;
     tn_tree *tree = NULL;
     tn_colls *colls = NULL;
+    tn_sessions *sessions = NULL;
     int rc = tn_snapshot_unpack(img, len, &raw, &raw_len);
     if (rc != TN_SUCCESS) return rc;
 
@@ -347,14 +363,22 @@ int tn_sm_snapshot_load(tn_sm *sm, const void *img, size_t len)
     uint32_t magic = tn_rd_u32(&r);
     uint8_t version = tn_rd_u8(&r);
     uint64_t applied = tn_rd_varint(&r);
+    uint64_t sess_len = version >= 2 ? tn_rd_u64(&r) : 0;
+    const uint8_t *sess_img = sess_len <= tn_rd_left(&r) ? tn_rd_raw(&r, (size_t)sess_len) : NULL;
     uint64_t tree_len = tn_rd_u64(&r);
-    if (r.err || magic != SM_IMAGE_MAGIC || version != SM_IMAGE_VERSION || tree_len > tn_rd_left(&r)) {
+    if (r.err || magic != SM_IMAGE_MAGIC || version < 1 || version > SM_IMAGE_VERSION || tree_len > tn_rd_left(&r) ||
+        (version >= 2 && !sess_img)) {
         rc = TN_CLIENT_REQ_ERROR;
         goto fail;
     }
     tree = tn_tree_new(&sm->limits);
     colls = tn_colls_new();
-    if (!tree || !colls) { rc = TN_NOMEM; goto fail; }
+    sessions = tn_sessions_new(0);
+    if (!tree || !colls || !sessions) { rc = TN_NOMEM; goto fail; }
+    if (version >= 2) {
+        rc = tn_sessions_deserialize(sessions, sess_img, (size_t)sess_len);
+        if (rc != TN_SUCCESS) goto fail;
+    }
     rc = tn_tree_deserialize(tree, raw + r.off, (size_t)tree_len);
     if (rc != TN_SUCCESS) goto fail;
     rc = tn_colls_deserialize(colls, raw + r.off + tree_len, raw_len - r.off - (size_t)tree_len);
@@ -363,12 +387,15 @@ int tn_sm_snapshot_load(tn_sm *sm, const void *img, size_t len)
     tn_colls_free(sm->colls);
     sm->tree = tree;
     sm->colls = colls;
+    tn_sessions_free(sm->sessions);
+    sm->sessions = sessions;
     sm->applied = applied;
     free(raw);
     return TN_SUCCESS;
 fail:
     tn_tree_free(tree);
     tn_colls_free(colls);
+    tn_sessions_free(sessions);
     free(raw);
     return rc;
 }

@@ -8,8 +8,9 @@
  * DIR_EXISTS when the key exists; REV fails with NOT_FOUND when the node is gone and REVISION_MISMATCH when
  * its update revision differs. The check and the write happen in the same apply, so a conditional write is
  * atomic. A non-atomic request's ops are independent (each gets its own result, as DtKV's batches). An
- * atomic request (TN_REQF_ATOMIC, a transaction's commit) applies all of its ops or none; for now it may
- * hold only collection writes (the tree has no undo log yet).
+ * atomic request (TN_REQF_ATOMIC, a transaction's commit) applies all of its ops or none, tree and
+ * collection writes and KV_CHECK validations alike (raftnet/atomic.h, tn_atomic_apply). tn_sm_apply returns
+ * INTERNAL if an atomic request's rollback failed: the state machine must not be used any more.
  *
  * Results: each write op's result carries, on success, one entry: the node as it is after the write (so the
  * client learns the new revision); a remove's result has no entry. Reads return entries as wire.h says.
@@ -45,6 +46,16 @@ int tn_sm_apply(tn_sm *sm, uint64_t index, const void *cmd, size_t len, tn_wr *o
 /* Answers a read-only request (every op < 32) from the current state; appends the response to out.
  * Returns SUCCESS, BAD_REQUEST (a write op in it) or NOMEM. */
 int tn_sm_read(const tn_sm *sm, const tn_req *req, tn_wr *out);
+
+/* Sessions (exactly-once, raftnet/session.h): a command whose request carries client_id != 0 and seq != 0
+ * is applied at most once per (client_id, seq). A retry (seq == the session's last) is not applied again
+ * and gets the stored response (with the retry's req_id); an older seq gets SESSION_EXPIRED, not applied.
+ * Sessions idle for 10 minutes of command time are dropped (deterministically); the table is part of the
+ * snapshot image. */
+size_t tn_sm_session_count(const tn_sm *sm);
+
+/* Appends resp (an encoded wire.h response) with its req_id replaced. SUCCESS, BAD_REQUEST, NOMEM. */
+int tn_sm_resp_with_req_id(const void *resp, size_t len, uint64_t req_id, tn_wr *out);
 
 /* The read-only view the embedded engine's expiry timer needs. */
 const tn_tree *tn_sm_tree(const tn_sm *sm);

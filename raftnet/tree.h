@@ -106,6 +106,26 @@ int tn_tree_update_ttl(tn_tree *t, const tn_wctx *ctx, const void *key, size_t k
  * instant is after ctx->time_ms, NOT_TEMP_NODE, NOT_FOUND. Ownership is not checked (the system expires). */
 int tn_tree_expire(tn_tree *t, const tn_wctx *ctx, const void *key, size_t key_len, uint64_t expect_rev);
 
+/* ---- transactions (undo log) -------------------------------------------------------------------
+ * Between tn_tree_txn_begin and tn_tree_txn_commit / tn_tree_txn_rollback every write function above
+ * first logs the prior image of its key and of the key's ancestors; rollback restores them all, so the
+ * tree (values, directories, revisions, times, temp records and expiry order) is exactly as it was at
+ * begin. Used by atomic requests (raftnet/atomic.h). Not nestable. Inside a transaction
+ * tn_tree_expire of a directory that still has children is refused with HAS_CHILDREN (its subtree is not
+ * logged). Node views, counts and reads behave as usual while a transaction is open. Do not call
+ * tn_tree_deserialize while one is open. */
+
+/* SUCCESS, INTERNAL (already open) or NOMEM. */
+int tn_tree_txn_begin(tn_tree *t);
+/* Keeps every write since begin and drops the log. No-op without a transaction. */
+void tn_tree_txn_commit(tn_tree *t);
+/* Undoes every write since begin. SUCCESS; NOMEM or INTERNAL only if the tree could not be restored
+ * (allocation failure while rebuilding a node): the tree is then inconsistent and the caller must stop
+ * (a state machine must not diverge). No-op without a transaction. */
+int tn_tree_txn_rollback(tn_tree *t);
+/* 1 while a transaction is open. */
+int tn_tree_txn_open(const tn_tree *t);
+
 /* ---- reads -------------------------------------------------------------------------------------- */
 
 /* Validates a key against the rules and limits without touching the tree: SUCCESS, INVALID_KEY,

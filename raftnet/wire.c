@@ -28,7 +28,7 @@
 #define WIRE_MAX_RESP_HDR (WIRE_HDR_SIZE + 10u + 5u + 10u + 2u * (2u + WIRE_MAX_TEXT))
 
 /* Smallest possible encodings, used to bound counts before allocating. */
-#define MIN_OP_SIZE 2u     /* opcode + empty key (SCAN: opcode + empty after + limit = 3) */
+#define MIN_OP_SIZE 1u     /* STATUS is the opcode alone; every other op is at least 2 bytes */
 #define MIN_RESULT_SIZE 6u /* code + u32 count + empty blob */
 #define MIN_ENTRY_SIZE 6u  /* empty key + flags + 2 revs + 2 times */
 
@@ -70,6 +70,7 @@ static unsigned op_fields(int opcode)
     case TN_OP_KV_UPDATE_TTL: return F_KEY | F_TTL | F_COND;
     case TN_OP_KV_EXPIRE: return F_KEY | F_EXPECT_REV;
     case TN_OP_COLL_WRITE: return F_KEY | F_VALUE | F_COLL;
+    case TN_OP_KV_CHECK: return F_KEY | F_COND;
     case TN_OP_STATUS: return F_NONE;
     case TN_OP_ADMIN: return F_VALUE | F_COLL;
     }

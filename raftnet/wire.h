@@ -62,6 +62,10 @@ enum tn_opcode {
     TN_OP_KV_UPDATE_TTL = 38, /* key ttl_ms:svarint cond */
     TN_OP_KV_EXPIRE = 39,     /* key expect_rev */
     TN_OP_COLL_WRITE = 40,    /* key = collection name, value = write payload (encoded by coll.h) */
+    TN_OP_KV_CHECK = 41,      /* key cond: validates only (a transaction's read set): cond ABSENT = key must
+                                 not exist, REV = node must exist at that update_rev; changes nothing. Valid
+                                 in atomic requests (raftnet/atomic.h); a write opcode so it is ordered in
+                                 the log with the writes it guards */
     TN_OP_ADMIN = 45,         /* value = admin payload (status.h: membership, leader transfer, snapshot);
                                  handled by the node, never applied by the state machine */
 };

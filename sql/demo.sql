@@ -1,11 +1,12 @@
--- Tarn demo: the tarn_kv table on the embedded engine (a store inside this sqlite3 process).
--- Run by `shell/dev demo` through the sqlite3 shell; every statement is echoed before it runs.
+-- Tarn demo: the tarn_kv table. With TARN_CLUSTER unset it runs on the embedded engine (a store inside this
+-- sqlite3 process); shell/demo.sh runs the very same script against a 3-node raftnet cluster by presetting
+-- TARN_CLUSTER. Run from the build directory (it loads ./tarn); every statement is echoed before it runs.
 .load ./tarn
 .headers on
 .mode box
 SELECT tarn_version() AS version;
 
--- One table over the whole tree; no cluster given, so the embedded engine.
+-- One table over the whole tree; no cluster= given, so the connection's default: TARN_CLUSTER or embedded.
 CREATE VIRTUAL TABLE kv USING tarn_kv;
 
 -- mkdir, then create two values under it

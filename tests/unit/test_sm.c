@@ -335,19 +335,34 @@ static void test_garbage_command_is_consumed(void **state)
     tn_sm_free(sm);
 }
 
-static void test_atomic_refuses_tree_ops(void **state)
+/* An atomic request applies tree writes all or nothing (raftnet/atomic.h): a failing op undoes the others. */
+static void test_atomic_tree_ops_all_or_nothing(void **state)
 {
     (void)state;
     tn_sm *sm = tn_sm_new(NULL);
     tn_op ops[2] = {put_op("a", "1"), put_op("b", "2")};
+    ops[1].cond = TN_COND_REV; /* b does not exist: NOT_FOUND */
+    ops[1].cond_rev = 99;
     tn_wr buf;
     tn_resp resp;
     apply_ops(sm, 1, 1, 1, ops, 2, TN_REQF_ATOMIC, &buf, &resp);
-    assert_int_equal(resp.code, TN_BAD_REQUEST);
+    assert_int_equal(resp.code, TN_SUCCESS);
+    assert_int_equal(resp.results[0].code, TN_TXN_CONFLICT);
+    assert_int_equal(resp.results[1].code, TN_NOT_FOUND);
     tn_resp_clear(&resp);
     tn_wr_free(&buf);
     uint64_t rev;
     assert_int_equal(get_rev(sm, "a", &rev, NULL, 0), TN_NOT_FOUND); /* nothing applied */
+    ops[1].cond = TN_COND_NONE;
+    ops[1].cond_rev = 0;
+    apply_ops(sm, 2, 2, 1, ops, 2, TN_REQF_ATOMIC, &buf, &resp);
+    assert_int_equal(resp.results[0].code, TN_SUCCESS);
+    assert_int_equal(resp.results[1].code, TN_SUCCESS);
+    tn_resp_clear(&resp);
+    tn_wr_free(&buf);
+    assert_int_equal(get_rev(sm, "a", &rev, NULL, 0), TN_SUCCESS);
+    assert_int_equal(rev, 2);
+    assert_int_equal(get_rev(sm, "b", &rev, NULL, 0), TN_SUCCESS);
     tn_sm_free(sm);
 }
 
@@ -360,7 +375,7 @@ int main(void)
         cmocka_unit_test(test_list_and_scan_paging),
         cmocka_unit_test(test_determinism_and_snapshot),
         cmocka_unit_test(test_garbage_command_is_consumed),
-        cmocka_unit_test(test_atomic_refuses_tree_ops),
+        cmocka_unit_test(test_atomic_tree_ops_all_or_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

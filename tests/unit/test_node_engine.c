@@ -1,0 +1,147 @@
+/* test_node_engine.c — the embedded engine in its persistent form (tn_engine_open_dir): writes survive a
+ * close/reopen through the log, through a snapshot plus the log after it, and a corrupt log refuses to open. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "engine.h"
+#include "helper_net.h"
+#include "tn_code.h"
+#include "wire.h"
+
+static int call_put(tn_engine *e, const char *k, const char *v)
+{
+    tn_op op = {.opcode = TN_OP_KV_PUT, .key = (const uint8_t *)k, .key_len = strlen(k),
+                .value = (const uint8_t *)v, .value_len = strlen(v)};
+    tn_req req = {.n_ops = 1, .ops = &op};
+    tn_wr rb, out;
+    tn_resp r;
+    tn_wr_init(&rb);
+    tn_wr_init(&out);
+    assert_int_equal(tn_req_encode(&req, &rb), TN_SUCCESS);
+    assert_int_equal(tn_engine_call(e, 1, rb.p, rb.len, &out), TN_SUCCESS);
+    assert_int_equal(tn_resp_decode(out.p, out.len, &r), TN_SUCCESS);
+    int code = r.code == TN_SUCCESS ? r.results[0].code : r.code;
+    if (code == TN_SUCCESS_OVERWRITE) code = TN_SUCCESS; /* a put over an existing value */
+    tn_resp_clear(&r);
+    tn_wr_free(&rb);
+    tn_wr_free(&out);
+    return code;
+}
+
+/* Returns the value of k (malloc'd) or NULL when absent. */
+static char *call_get(tn_engine *e, const char *k)
+{
+    tn_op op = {.opcode = TN_OP_KV_GET, .key = (const uint8_t *)k, .key_len = strlen(k)};
+    tn_req req = {.n_ops = 1, .ops = &op};
+    tn_wr rb, out;
+    tn_resp r;
+    char *v = NULL;
+    tn_wr_init(&rb);
+    tn_wr_init(&out);
+    assert_int_equal(tn_req_encode(&req, &rb), TN_SUCCESS);
+    assert_int_equal(tn_engine_call(e, 1, rb.p, rb.len, &out), TN_SUCCESS);
+    assert_int_equal(tn_resp_decode(out.p, out.len, &r), TN_SUCCESS);
+    if (r.results[0].code == TN_SUCCESS) {
+        v = calloc(1, r.results[0].entries[0].value_len + 1);
+        memcpy(v, r.results[0].entries[0].value, r.results[0].entries[0].value_len);
+    }
+    tn_resp_clear(&r);
+    tn_wr_free(&rb);
+    tn_wr_free(&out);
+    return v;
+}
+
+static void expect(tn_engine *e, const char *k, const char *v)
+{
+    char *got = call_get(e, k);
+    if (!v) {
+        assert_null(got);
+        return;
+    }
+    assert_non_null(got);
+    assert_string_equal(got, v);
+    free(got);
+}
+
+static void test_survives_reopen(void **state)
+{
+    (void)state;
+    char dir[64], ddir[96], err[256];
+    tn_engine *e;
+    assert_int_equal(tn_test_tmpdir(dir, sizeof dir), 0);
+    snprintf(ddir, sizeof ddir, "%s/data", dir);
+    assert_int_equal(tn_engine_open_dir("persist", ddir, &e, err, sizeof err), TN_SUCCESS);
+    assert_int_equal(call_put(e, "a", "1"), TN_SUCCESS);
+    assert_int_equal(call_put(e, "b", "2"), TN_SUCCESS);
+    uint64_t rev = tn_engine_revision(e);
+    /* the same name with another directory (or in memory) is refused while it is open */
+    tn_engine *other;
+    assert_int_equal(tn_engine_open("persist", &other), TN_BAD_REQUEST);
+    tn_engine_close(e);
+
+    assert_int_equal(tn_engine_open_dir("persist", ddir, &e, err, sizeof err), TN_SUCCESS);
+    assert_int_equal(tn_engine_revision(e), rev);
+    expect(e, "a", "1");
+    expect(e, "b", "2");
+    /* snapshot, then more writes: the next open loads the snapshot and replays the rest */
+    assert_int_equal(tn_engine_snapshot(e), TN_SUCCESS);
+    assert_int_equal(call_put(e, "c", "3"), TN_SUCCESS);
+    assert_int_equal(call_put(e, "a", "10"), TN_SUCCESS);
+    rev = tn_engine_revision(e);
+    tn_engine_close(e);
+
+    assert_int_equal(tn_engine_open_dir("persist", ddir, &e, err, sizeof err), TN_SUCCESS);
+    assert_int_equal(tn_engine_revision(e), rev);
+    expect(e, "a", "10");
+    expect(e, "b", "2");
+    expect(e, "c", "3");
+    assert_int_equal(call_put(e, "d", "4"), TN_SUCCESS);
+    tn_engine_close(e);
+
+    /* an in-memory engine of the same name starts empty */
+    assert_int_equal(tn_engine_open("persist", &e), TN_SUCCESS);
+    expect(e, "a", NULL);
+    assert_int_equal(tn_engine_snapshot(e), TN_BAD_REQUEST);
+    tn_engine_close(e);
+    tn_test_rmdir(dir);
+}
+
+static void test_corrupt_log_refuses_to_open(void **state)
+{
+    (void)state;
+    char dir[64], ddir[96], seg[160], err[256];
+    tn_engine *e;
+    assert_int_equal(tn_test_tmpdir(dir, sizeof dir), 0);
+    snprintf(ddir, sizeof ddir, "%s/data", dir);
+    assert_int_equal(tn_engine_open_dir("corrupt", ddir, &e, err, sizeof err), TN_SUCCESS);
+    for (int i = 0; i < 5; i++) assert_int_equal(call_put(e, "k", "some value"), TN_SUCCESS);
+    tn_engine_close(e);
+    snprintf(seg, sizeof seg, "%s/log/log-00000000000000000001.seg", ddir);
+    FILE *f = fopen(seg, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 32 + 20, SEEK_SET), 0); /* inside the first record, valid ones follow */
+    int c = fgetc(f);
+    assert_int_equal(fseek(f, 32 + 20, SEEK_SET), 0);
+    fputc(c ^ 0xff, f);
+    fclose(f);
+    assert_int_equal(tn_engine_open_dir("corrupt", ddir, &e, err, sizeof err), TN_IO_ERROR);
+    assert_null(e);
+    assert_non_null(strstr(err, "log-00000000000000000001.seg"));
+    assert_non_null(strstr(err, "offset"));
+    tn_test_rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_survives_reopen),
+        cmocka_unit_test(test_corrupt_log_refuses_to_open),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
