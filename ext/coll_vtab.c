@@ -457,6 +457,7 @@ static int is_ident_char(int c) { return c == '_' || isalnum(c) || (c & 0x80); }
 typedef struct decl {
     char *collection, *cluster, *engine, *token;
     int timeout_ms;
+    int stale_reads;
     int compress;
     size_t n_cols;
     tn_coll_column *cols; /* names sqlite3_malloc'd */
@@ -497,6 +498,8 @@ static int parse_decl(int argc, const char *const *argv, decl *d, char **err)
     d->token = dup_option(args, "token", &nomem);
     const tn_va_option *timeout = tn_vtab_args_option(args, "timeout_ms");
     d->timeout_ms = timeout ? (int)timeout->ival : 0;
+    const tn_va_option *stale = tn_vtab_args_option(args, "stale");
+    d->stale_reads = stale ? (int)stale->ival : 0;
     const tn_va_option *compress = tn_vtab_args_option(args, "compress");
     d->compress = compress && sqlite3_stricmp(compress->value, "lz4") == 0 ? TN_COMPRESS_LZ4 : TN_COMPRESS_NONE;
     d->cols = sqlite3_malloc64((size_t)args->ncolumns * sizeof *d->cols);
@@ -689,7 +692,7 @@ static int coll_connect(sqlite3 *db, void *aux, int argc, const char *const *arg
     }
 
     const char *cluster = d.cluster ? d.cluster : tn_conn_default_cluster(ctx->conn);
-    tn_client_opts opts = {.token = d.token, .timeout_ms = d.timeout_ms};
+    tn_client_opts opts = {.token = d.token, .timeout_ms = d.timeout_ms, .stale_reads = d.stale_reads};
     rc = tn_conn_client_opts(ctx->conn, cluster, d.engine ? d.engine : "default", &opts, &vt->client, err);
     if (rc != SQLITE_OK) goto fail;
     rc = pin_client(ctx, cluster, d.engine ? d.engine : "default", &opts, vt->client, err);

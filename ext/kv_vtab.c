@@ -229,7 +229,9 @@ static int kv_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
     }
     if (!cluster) cluster = tn_conn_default_cluster(conn);
     const tn_va_option *timeout = tn_vtab_args_option(args, "timeout_ms");
-    tn_client_opts opts = {.token = kv_option(args, "token"), .timeout_ms = timeout ? (int)timeout->ival : 0};
+    const tn_va_option *stale = tn_vtab_args_option(args, "stale");
+    tn_client_opts opts = {.token = kv_option(args, "token"), .timeout_ms = timeout ? (int)timeout->ival : 0,
+                           .stale_reads = stale ? (int)stale->ival : 0};
 
     rc = sqlite3_declare_vtab(db, kv_schema);
     if (rc != SQLITE_OK) goto fail;

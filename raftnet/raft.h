@@ -264,7 +264,7 @@ int tn_raft_is_voter(const tn_raft *r, uint64_t id);
 /* --- messages and conf-change payloads (raft_msg.c) ---------------------------------------------- */
 
 /* Allocates a message with room for n entries holding data_bytes of entry data and snap_len of snapshot
- * data, all in one block (m->buf). NULL on out of memory. */
+ * data, all in one block (m->buf, never NULL, even for an empty message). NULL on out of memory. */
 tn_raft_msg *tn_raft_msg_alloc(size_t n_entries, size_t data_bytes, size_t snap_len);
 void tn_raft_msg_free(tn_raft_msg *m);
 /* Deep copy. NULL on out of memory. */

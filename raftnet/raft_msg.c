@@ -10,14 +10,14 @@ tn_raft_msg *tn_raft_msg_alloc(size_t n_entries, size_t data_bytes, size_t snap_
     if (!m) return NULL;
     size_t ents_bytes = n_entries * sizeof(tn_raft_entry);
     size_t total = ents_bytes + data_bytes + snap_len;
-    if (total) {
-        m->buf = malloc(total);
-        if (!m->buf) { free(m); return NULL; }
-        m->entries = n_entries ? (tn_raft_entry *)m->buf : NULL;
-        m->n_entries = n_entries;
-        if (snap_len) m->snap_data = (uint8_t *)m->buf + ents_bytes + data_bytes;
-        m->snap_len = snap_len;
-    }
+    /* Always a real block, even for an empty message, so callers may do pointer arithmetic on buf
+     * (offset 0 from NULL is undefined behaviour). */
+    m->buf = malloc(total ? total : 1);
+    if (!m->buf) { free(m); return NULL; }
+    m->entries = n_entries ? (tn_raft_entry *)m->buf : NULL;
+    m->n_entries = n_entries;
+    if (snap_len) m->snap_data = (uint8_t *)m->buf + ents_bytes + data_bytes;
+    m->snap_len = snap_len;
     return m;
 }
 
