@@ -691,7 +691,8 @@ static int coll_connect(sqlite3 *db, void *aux, int argc, const char *const *arg
         goto fail;
     }
 
-    const char *cluster = d.cluster ? d.cluster : tn_conn_default_cluster(ctx->conn);
+    /* An explicit engine= names the embedded engine; otherwise the connection default applies. */
+    const char *cluster = d.cluster ? d.cluster : d.engine ? NULL : tn_conn_default_cluster(ctx->conn);
     tn_client_opts opts = {.token = d.token, .timeout_ms = d.timeout_ms, .stale_reads = d.stale_reads};
     rc = tn_conn_client_opts(ctx->conn, cluster, d.engine ? d.engine : "default", &opts, &vt->client, err);
     if (rc != SQLITE_OK) goto fail;

@@ -227,7 +227,9 @@ static int kv_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
         rc = SQLITE_ERROR;
         goto fail;
     }
-    if (!cluster) cluster = tn_conn_default_cluster(conn);
+    /* An explicit engine= names the embedded engine; otherwise the connection default (tarn_connect,
+     * TARN_CLUSTER) applies. */
+    if (!cluster && !engine) cluster = tn_conn_default_cluster(conn);
     const tn_va_option *timeout = tn_vtab_args_option(args, "timeout_ms");
     const tn_va_option *stale = tn_vtab_args_option(args, "stale");
     tn_client_opts opts = {.token = kv_option(args, "token"), .timeout_ms = timeout ? (int)timeout->ival : 0,

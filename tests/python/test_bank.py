@@ -16,6 +16,7 @@ import os
 import random
 import shutil
 import sqlite3
+import signal
 import subprocess
 import sys
 import tempfile
@@ -183,7 +184,25 @@ def _proc_worker(urls, me, seconds, out_path):
 
 @unittest.skipIf(CLUSTER_REASON is not None, CLUSTER_REASON or "")
 class BankClusterTest(unittest.TestCase):
-    """Several client PROCESSES against a 3-node raftnet cluster (`tarn cluster start`)."""
+    """Several client PROCESSES against a 3-node raftnet cluster (`tarn cluster start`); the leader is
+    SIGKILLed mid-run, and the total must hold throughout and at the end."""
+
+    def kill_leader(self, db, urls, work):
+        """SIGKILLs the current leader (PID from the cluster's cluster.conf). Returns its id, or None when
+        no leader is known yet (the caller tries again)."""
+        try:
+            row = db.execute("SELECT id FROM tarn_status(?) WHERE leader = 1", (urls,)).fetchone()
+        except sqlite3.OperationalError:
+            return None
+        if not row:
+            return None
+        with open(os.path.join(work, "cluster.conf")) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and parts[0] == "node" and int(parts[1]) == row[0]:
+                    os.kill(int(parts[2]), signal.SIGKILL)
+                    return row[0]
+        return None
 
     def test_bank_processes(self):
         work = tempfile.mkdtemp(prefix="tarn-bank-")
@@ -200,12 +219,21 @@ class BankClusterTest(unittest.TestCase):
                 out = os.path.join(work, f"client{me}.out")
                 outs.append(out)
                 procs.append(subprocess.Popen([sys.executable, __file__, "--client", urls, str(me), "5", out]))
-            deadline = time.monotonic() + 5
+            start = time.monotonic()
+            deadline = start + 5
+            killed = None
             while time.monotonic() < deadline:
-                total, low, n = check_totals(keeper)
+                if killed is None and time.monotonic() - start > 1.5:
+                    killed = self.kill_leader(keeper, urls, work)
+                try:
+                    total, low, n = check_totals(keeper)
+                except sqlite3.OperationalError as e:  # during the election: retry, never a wrong total
+                    self.assertTrue(is_busy(e) or "no leader" in str(e), str(e))
+                    continue
                 self.assertEqual((total, n), (TOTAL, ACCOUNTS))
                 self.assertGreaterEqual(low, 0)
                 time.sleep(0.2)
+            self.assertIsNotNone(killed, "the leader was never SIGKILLed")
             for p in procs:
                 self.assertEqual(p.wait(timeout=60), 0)
             committed = 0
