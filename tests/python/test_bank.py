@@ -250,20 +250,22 @@ class BankClusterTest(unittest.TestCase):
             shutil.rmtree(work, ignore_errors=True)
 
 
-def bench():
+def bench(cluster=None, client_counts=(1, 16)):
+    """Transfer throughput. cluster: member URLs of a FRESH cluster (one client count per cluster, since
+    the accounts are created once), else the embedded engine."""
     def pct(xs, p):
         xs = sorted(xs)
         return xs[min(len(xs) - 1, int(len(xs) * p))] if xs else float("nan")
 
-    for clients in (1, 16):
+    for clients in client_counts:
         engine = f"bank_bench_{clients}"
         keeper = connect()
-        setup_tables(keeper, engine)
+        setup_tables(keeper, engine, cluster)
         seed(keeper)
 
         def open_db():
             db = connect()
-            setup_tables(db, engine)
+            setup_tables(db, engine, cluster)
             return db
 
         secs = 5.0
@@ -272,11 +274,14 @@ def bench():
         committed = sum(s["committed"] for s in stats)
         conflicts = sum(s["conflicts"] for s in stats)
         all_lat = [x for per in lat for x in per]
-        print(f"transfer, {clients:2d} client(s): {committed / secs:8.0f} txn/s  p50 {pct(all_lat, .5) * 1e3:.3f} ms"
+        where = "cluster" if cluster else "embedded"
+        print(f"transfer ({where}), {clients:2d} client(s): {committed / secs:8.0f} txn/s  p50 {pct(all_lat, .5) * 1e3:.3f} ms"
               f"  p99 {pct(all_lat, .99) * 1e3:.3f} ms  conflicts {conflicts} "
               f"({100.0 * conflicts / max(1, conflicts + committed):.1f}% of attempts)")
         assert check_totals(keeper)[0] == TOTAL
         keeper.close()
+    if cluster:
+        return
 
     db = connect()
     db.execute("CREATE VIRTUAL TABLE t USING tarn(id INTEGER PRIMARY KEY, name TEXT, v INTEGER, engine='bulk')")
@@ -293,7 +298,9 @@ def bench():
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--bench":
+    if len(sys.argv) > 2 and sys.argv[1] == "--bench-cluster":  # URLS CLIENTS (a fresh cluster)
+        bench(sys.argv[2], (int(sys.argv[3]),))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--bench":
         bench()
     elif len(sys.argv) > 1 and sys.argv[1] == "--client":
         _proc_worker(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5])
