@@ -16,6 +16,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 from tarn_test_util import connect  # noqa: E402
 
 ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+# TARN_BENCH_CLUSTER=urls measures a raftnet cluster instead of the embedded engine.
+WHERE = f"cluster='{os.environ['TARN_BENCH_CLUSTER']}'" if os.environ.get("TARN_BENCH_CLUSTER") else "engine='bench'"
 KINDS = max(1, ROWS // 50)  # ~50 rows per kind
 
 
@@ -33,7 +35,7 @@ def timed(db, sql, params=()):
 def main():
     db = connect()
     db.execute("CREATE VIRTUAL TABLE t USING tarn(id INTEGER PRIMARY KEY, kind INTEGER INDEXED, day TEXT ORDERED, "
-               "n INTEGER, note TEXT, engine='bench')")
+               f"n INTEGER, note TEXT, {WHERE})")
     db.execute("CREATE TABLE nt(id INTEGER PRIMARY KEY, kind INTEGER, day TEXT, n INTEGER, note TEXT)")
     db.execute("CREATE INDEX nt_kind ON nt(kind)")
     db.execute("CREATE INDEX nt_day ON nt(day)")
