@@ -44,7 +44,7 @@ static int check_cond(const tn_tree *tree, const tn_op *op)
     }
 }
 
-static int apply_tree_op(tn_tree *tree, const tn_wctx *ctx, const tn_op *op)
+int tn_tree_apply_op(tn_tree *tree, const tn_wctx *ctx, const tn_op *op)
 {
     int rc = check_cond(tree, op);
     if (rc != TN_SUCCESS) return rc;
@@ -65,6 +65,8 @@ static int apply_tree_op(tn_tree *tree, const tn_wctx *ctx, const tn_op *op)
         return tn_tree_mkdir_temp(tree, ctx, op->key, op->key_len, op->ttl_ms);
     case TN_OP_KV_UPDATE_TTL:
         return tn_tree_update_ttl(tree, ctx, op->key, op->key_len, op->ttl_ms);
+    case TN_OP_KV_EXPIRE:
+        return tn_tree_expire(tree, ctx, op->key, op->key_len, op->expect_rev);
     default:
         return TN_CLIENT_REQ_ERROR;
     }
@@ -94,7 +96,7 @@ int tn_atomic_apply(tn_tree *tree, tn_colls *colls, const tn_wctx *ctx, const tn
         if (op->opcode == TN_OP_COLL_WRITE)
             codes[i] = tn_colls_write(colls, ctx, op->key, op->key_len, op->value, op->value_len, &blobs[i]);
         else
-            codes[i] = apply_tree_op(tree, ctx, op);
+            codes[i] = tn_tree_apply_op(tree, ctx, op);
         if (!tn_code_ok(codes[i]) || blobs[i].oom) failed = i;
     }
     if (failed < n) {

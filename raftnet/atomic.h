@@ -29,4 +29,11 @@
 
 int tn_atomic_apply(tn_tree *tree, tn_colls *colls, const tn_wctx *ctx, const tn_req *req, tn_wr *out);
 
+/* Applies one tree op (PUT, MKDIR, REMOVE, CAS, PUT_TEMP, MKDIR_TEMP, UPDATE_TTL, EXPIRE, KV_CHECK) after
+ * checking its cond (ABSENT: VALUE_EXISTS / DIR_EXISTS when the key exists; REV: NOT_FOUND or
+ * REVISION_MISMATCH unless the node's update_rev equals cond_rev), in one step, so a conditional write is
+ * atomic. Returns the op's tn_code; CLIENT_REQ_ERROR for any other opcode. Used for atomic requests above
+ * and, one op at a time, for ordinary ones by sm.c. */
+int tn_tree_apply_op(tn_tree *tree, const tn_wctx *ctx, const tn_op *op);
+
 #endif

@@ -1585,9 +1585,9 @@ int tn_node_stop(tn_node *n)
     pthread_cond_signal(&n->cv);
     pthread_mutex_unlock(&n->mu);
     pthread_join(n->loop_thread, NULL);
-    /* No more loop: close the transport (drops unanswered requests; clients retry elsewhere). */
-    tn_transport_close(n->tr);
-    n->tr = NULL;
+    /* No more loop: make the log durable first (so nothing below can put it at risk), then close the
+     * transport (drops unanswered requests; clients retry elsewhere; events it still queues are freed by
+     * tn_node_close). */
     pthread_mutex_lock(&n->dmu);
     n->disk_stop = 1;
     pthread_cond_signal(&n->dcv);
@@ -1596,6 +1596,8 @@ int tn_node_stop(tn_node *n)
     n->threads_started = 0;
     snapshot_poll(n, 1);
     if (!n->fatal && tn_logstore_sync(n->log, NULL) != TN_SUCCESS) n->fatal = 1;
+    tn_transport_close(n->tr);
+    n->tr = NULL;
     nlog(n, "stopped%s", n->fatal ? " after a fatal error" : " cleanly");
     return n->fatal ? TN_IO_ERROR : TN_SUCCESS;
 }

@@ -76,55 +76,11 @@ static void emit_node(tn_resp_builder *b, const tn_node_view *v)
     tn_resp_entry(b, &e);
 }
 
-/* Checks an op's condition against the current tree. SUCCESS when it holds. */
-static int check_cond(const tn_tree *tree, const tn_op *op)
-{
-    tn_node_view v;
-    int rc;
-    switch (op->cond) {
-    case TN_COND_NONE:
-        return TN_SUCCESS;
-    case TN_COND_ABSENT:
-        rc = tn_tree_get(tree, op->key, op->key_len, &v);
-        if (rc == TN_NOT_FOUND) return TN_SUCCESS;
-        if (rc != TN_SUCCESS) return rc;
-        return v.is_dir ? TN_DIR_EXISTS : TN_VALUE_EXISTS;
-    case TN_COND_REV:
-        rc = tn_tree_get(tree, op->key, op->key_len, &v);
-        if (rc != TN_SUCCESS) return rc;
-        return v.update_rev == op->cond_rev ? TN_SUCCESS : TN_REVISION_MISMATCH;
-    default:
-        return TN_CLIENT_REQ_ERROR;
-    }
-}
-
 static int apply_op(tn_sm *sm, const tn_wctx *ctx, const tn_op *op, tn_wr *blob)
 {
     if (op->opcode == TN_OP_COLL_WRITE)
         return tn_colls_write(sm->colls, ctx, op->key, op->key_len, op->value, op->value_len, blob);
-    int rc = check_cond(sm->tree, op);
-    if (rc != TN_SUCCESS) return rc;
-    switch (op->opcode) {
-    case TN_OP_KV_PUT:
-        return tn_tree_put(sm->tree, ctx, op->key, op->key_len, op->value, op->value_len);
-    case TN_OP_KV_MKDIR:
-        return tn_tree_mkdir(sm->tree, ctx, op->key, op->key_len);
-    case TN_OP_KV_REMOVE:
-        return tn_tree_remove(sm->tree, ctx, op->key, op->key_len);
-    case TN_OP_KV_CAS:
-        return tn_tree_cas(sm->tree, ctx, op->key, op->key_len, op->expect, op->expect_len, op->value,
-                           op->value_len);
-    case TN_OP_KV_PUT_TEMP:
-        return tn_tree_put_temp(sm->tree, ctx, op->key, op->key_len, op->value, op->value_len, op->ttl_ms);
-    case TN_OP_KV_MKDIR_TEMP:
-        return tn_tree_mkdir_temp(sm->tree, ctx, op->key, op->key_len, op->ttl_ms);
-    case TN_OP_KV_UPDATE_TTL:
-        return tn_tree_update_ttl(sm->tree, ctx, op->key, op->key_len, op->ttl_ms);
-    case TN_OP_KV_EXPIRE:
-        return tn_tree_expire(sm->tree, ctx, op->key, op->key_len, op->expect_rev);
-    default:
-        return TN_CLIENT_REQ_ERROR;
-    }
+    return tn_tree_apply_op(sm->tree, ctx, op);
 }
 
 static int apply_request(tn_sm *sm, uint64_t index, const tn_cmd *cmd_p, const tn_req *req_p, tn_wr *out);
