@@ -21,22 +21,32 @@ struct tn_client {
     char *last_error; /* sqlite3_malloc'd, or NULL */
 };
 
-int tn_client_open_embedded(const char *engine_name, tn_client **out, char **errmsg)
+int tn_client_open_embedded(const char *engine_name, const char *data_dir, tn_client **out, char **errmsg)
 {
+    char why[512] = "";
+    int rc = SQLITE_NOMEM;
     tn_client *c = sqlite3_malloc(sizeof *c);
     *out = NULL;
     if (!c) return SQLITE_NOMEM;
     memset(c, 0, sizeof *c);
-    c->target = sqlite3_mprintf("embedded engine '%s'", engine_name);
-    if (!c->target || tn_engine_open(engine_name, &c->engine) != TN_SUCCESS) goto fail;
+    c->target = data_dir ? sqlite3_mprintf("embedded engine '%s' (data '%s')", engine_name, data_dir)
+                         : sqlite3_mprintf("embedded engine '%s'", engine_name);
+    if (!c->target) goto fail;
+    int erc = tn_engine_open_dir(engine_name, data_dir, &c->engine, why, sizeof why);
+    if (erc != TN_SUCCESS) {
+        rc = erc == TN_NOMEM ? SQLITE_NOMEM : SQLITE_ERROR;
+        *errmsg = sqlite3_mprintf("tarn: %s: cannot open %s%s%s", tn_code_name(erc), c->target,
+                                  why[0] ? ": " : "", why);
+        goto fail;
+    }
     c->session = tn_engine_new_session(c->engine);
     *out = c;
     return SQLITE_OK;
 fail:
     sqlite3_free(c->target);
     sqlite3_free(c);
-    *errmsg = sqlite3_mprintf("tarn: out of memory opening embedded engine '%s'", engine_name);
-    return SQLITE_NOMEM;
+    if (rc == SQLITE_NOMEM && !*errmsg) *errmsg = sqlite3_mprintf("tarn: out of memory opening embedded engine");
+    return rc;
 }
 
 int tn_client_open_cluster(const char *urls, const tn_client_opts *opts, tn_client **out, char **errmsg)

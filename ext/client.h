@@ -26,10 +26,13 @@ typedef struct tn_client_opts {
     const char *token; /* cluster token (NUL-terminated); NULL or "" = none */
     int timeout_ms;    /* total time of one call, retries included; 0 = 5000 */
     int stale_reads;   /* send reads as TN_READ_STALE to any member instead of linearizable via the leader */
+    const char *data_dir; /* embedded engine only: persist in this directory (NULL = in memory) */
 } tn_client_opts;
 
 /* SQLITE_OK and *out, or an SQLite error code and *errmsg. */
-int tn_client_open_embedded(const char *engine_name, tn_client **out, char **errmsg);
+/* data_dir: NULL for an in-memory engine, else the directory its log and snapshots live in (an engine
+ * name is bound to one directory while open). */
+int tn_client_open_embedded(const char *engine_name, const char *data_dir, tn_client **out, char **errmsg);
 /* urls: comma-separated member URLs (any subset of the cluster). opts may be NULL (defaults). Does not
  * wait for a connection: an unreachable cluster shows on the first call. SQLITE_ERROR for bad URLs or
  * options, SQLITE_NOMEM. */

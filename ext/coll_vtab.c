@@ -455,7 +455,7 @@ static void refresh_stats(coll_vtab *vt)
 static int is_ident_char(int c) { return c == '_' || isalnum(c) || (c & 0x80); }
 
 typedef struct decl {
-    char *collection, *cluster, *engine, *token;
+    char *collection, *cluster, *engine, *token, *data_dir;
     int timeout_ms;
     int stale_reads;
     int compress;
@@ -468,6 +468,7 @@ static void decl_free(decl *d)
     sqlite3_free(d->collection);
     sqlite3_free(d->cluster);
     sqlite3_free(d->engine);
+    sqlite3_free(d->data_dir);
     sqlite3_free(d->token);
     for (size_t i = 0; i < d->n_cols; i++) sqlite3_free((char *)d->cols[i].name);
     sqlite3_free(d->cols);
@@ -495,6 +496,7 @@ static int parse_decl(int argc, const char *const *argv, decl *d, char **err)
     d->collection = dup_option(args, "collection", &nomem);
     d->cluster = dup_option(args, "cluster", &nomem);
     d->engine = dup_option(args, "engine", &nomem);
+    d->data_dir = dup_option(args, "data", &nomem);
     d->token = dup_option(args, "token", &nomem);
     const tn_va_option *timeout = tn_vtab_args_option(args, "timeout_ms");
     d->timeout_ms = timeout ? (int)timeout->ival : 0;
@@ -691,9 +693,21 @@ static int coll_connect(sqlite3 *db, void *aux, int argc, const char *const *arg
         goto fail;
     }
 
+    if (d.data_dir && d.cluster) {
+        *err = sqlite3_mprintf("tarn: options 'data' and 'cluster' exclude each other (a cluster keeps its data "
+                               "on its members)");
+        rc = SQLITE_ERROR;
+        goto fail;
+    }
+    /* A persistent engine is named by its directory unless engine= names it. */
+    if (d.data_dir && !d.engine && !(d.engine = sqlite3_mprintf("%s", d.data_dir))) {
+        rc = SQLITE_NOMEM;
+        goto fail;
+    }
     /* An explicit engine= names the embedded engine; otherwise the connection default applies. */
     const char *cluster = d.cluster ? d.cluster : d.engine ? NULL : tn_conn_default_cluster(ctx->conn);
-    tn_client_opts opts = {.token = d.token, .timeout_ms = d.timeout_ms, .stale_reads = d.stale_reads};
+    tn_client_opts opts = {.token = d.token, .timeout_ms = d.timeout_ms, .stale_reads = d.stale_reads,
+                           .data_dir = d.data_dir};
     rc = tn_conn_client_opts(ctx->conn, cluster, d.engine ? d.engine : "default", &opts, &vt->client, err);
     if (rc != SQLITE_OK) goto fail;
     rc = pin_client(ctx, cluster, d.engine ? d.engine : "default", &opts, vt->client, err);

@@ -65,7 +65,7 @@ int tn_conn_client_opts(tn_conn *conn, const char *cluster, const char *engine, 
     /* The options are part of the key: tables asking for another token or deadline get their own client. */
     char *key = use_cluster ? sqlite3_mprintf("c:%d:%d:%s:%s", o.timeout_ms, o.stale_reads,
                                               o.token ? o.token : "", cluster)
-                            : sqlite3_mprintf("e:%s", engine);
+                            : sqlite3_mprintf("e:%s:%s", o.data_dir ? o.data_dir : "", engine);
     int rc;
     *out = NULL;
     if (!key) return SQLITE_NOMEM;
@@ -84,7 +84,7 @@ int tn_conn_client_opts(tn_conn *conn, const char *cluster, const char *engine, 
     }
     memset(cc, 0, sizeof *cc);
     rc = use_cluster ? tn_client_open_cluster(cluster, &o, &cc->client, errmsg)
-                     : tn_client_open_embedded(engine, &cc->client, errmsg);
+                     : tn_client_open_embedded(engine, o.data_dir, &cc->client, errmsg);
     if (rc != SQLITE_OK) {
         sqlite3_free(key);
         sqlite3_free(cc);

@@ -221,19 +221,22 @@ static int kv_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
     if (rc != SQLITE_OK) return rc;
     const char *cluster = kv_option(args, "cluster");
     const char *engine = kv_option(args, "engine");
-    if (kv_option(args, "data")) {
-        *err = sqlite3_mprintf("tarn_kv: option 'data': persistence arrives with the raftnet node; this build "
-                               "keeps the embedded engine in memory only");
+    const char *data_dir = kv_option(args, "data");
+    if (data_dir && cluster) {
+        *err = sqlite3_mprintf("tarn_kv: options 'data' and 'cluster' exclude each other (a cluster keeps its "
+                               "data on its members)");
         rc = SQLITE_ERROR;
         goto fail;
     }
+    /* A persistent engine is named by its directory unless engine= names it. */
+    if (data_dir && !engine) engine = data_dir;
     /* An explicit engine= names the embedded engine; otherwise the connection default (tarn_connect,
      * TARN_CLUSTER) applies. */
     if (!cluster && !engine) cluster = tn_conn_default_cluster(conn);
     const tn_va_option *timeout = tn_vtab_args_option(args, "timeout_ms");
     const tn_va_option *stale = tn_vtab_args_option(args, "stale");
     tn_client_opts opts = {.token = kv_option(args, "token"), .timeout_ms = timeout ? (int)timeout->ival : 0,
-                           .stale_reads = stale ? (int)stale->ival : 0};
+                           .stale_reads = stale ? (int)stale->ival : 0, .data_dir = data_dir};
 
     rc = sqlite3_declare_vtab(db, kv_schema);
     if (rc != SQLITE_OK) goto fail;
