@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -677,6 +678,13 @@ int tn_logstore_open(const char *dir, const tn_logstore_opts *opts, tn_logstore 
     log->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (log->dirfd < 0) {
         ext_err(errbuf, errlen, "%s: open: %s", dir, strerror(errno));
+        goto fail;
+    }
+    /* One writer per log: a second process (or a second open in this one) would interleave appends and
+     * corrupt it. The lock lives as long as dirfd (released by close, and by the kernel if we die). */
+    if (flock(log->dirfd, LOCK_EX | LOCK_NB) != 0) {
+        ext_err(errbuf, errlen, "%s: %s", dir,
+                errno == EWOULDBLOCK ? "the log is in use by another process or instance (locked)" : strerror(errno));
         goto fail;
     }
     rc = read_meta(log, errbuf, errlen);

@@ -11,6 +11,9 @@
  * The base is the snapshot point: entries <= base index are compacted away (not readable), term_at(base)
  * answers the base term, and the first readable index is base + 1. No log.meta = base (0, 0).
  *
+ * LOCKING: open takes an exclusive flock on the directory, held until close: a second open of the same log
+ * (another process, or another instance in this one) fails with IO_ERROR ("in use ... (locked)").
+ *
  * RECOVERY (tn_logstore_open) scans every segment and verifies every record:
  *   - A torn tail of the LAST segment is truncated: a short record, a bad length or a bad CRC that is NOT
  *     followed by any valid record later in the file (zero fill and appended garbage included). The number

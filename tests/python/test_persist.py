@@ -65,6 +65,29 @@ class PersistTest(unittest.TestCase):
         self.assertEqual(db.execute("SELECT value FROM kv WHERE key = 'a'").fetchone()[0], "1")
         db.close()
 
+    def test_a_second_process_is_refused_while_the_store_is_open(self):
+        data = os.path.join(self.dir, "locked")
+        db = connect()
+        db.execute(f"CREATE VIRTUAL TABLE kv USING tarn_kv(data='{data}')")
+        db.execute("INSERT INTO kv(key, value) VALUES ('mine', '1')")
+        code = ("import sys; sys.path.insert(0, sys.argv[1]); from tarn_test_util import connect; "
+                "db = connect(); db.execute(f\"CREATE VIRTUAL TABLE kv USING tarn_kv(data='{sys.argv[2]}')\")")
+        out = subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__), data],
+                             capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("in use", out.stderr)
+        db.close()
+        self.assertEqual(self.child_read_mine(data), "1")
+
+    def child_read_mine(self, data):
+        code = ("import sys; sys.path.insert(0, sys.argv[1]); from tarn_test_util import connect; "
+                "db = connect(); db.execute(f\"CREATE VIRTUAL TABLE kv USING tarn_kv(data='{sys.argv[2]}')\"); "
+                "print(db.execute(\"SELECT value FROM kv WHERE key = 'mine'\").fetchone()[0])")
+        out = subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__), data],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return out.stdout.strip()
+
     def test_bad_combinations(self):
         db = connect()
         with self.assertRaises(sqlite3.DatabaseError) as cm:

@@ -982,9 +982,29 @@ static void test_concurrent_sync(void **state)
     tn_logstore_close(log);
 }
 
+/* A log is opened by one writer at a time: a second open fails with a clear message until the first closes. */
+static void test_second_open_is_refused(void **state)
+{
+    fixture *f = *state;
+    tn_logstore *log = open_ok(f->dir, NULL, NULL);
+    append_range(log, 1, 10, 1, 0);
+    assert_int_equal(tn_logstore_sync(log, NULL), TN_SUCCESS);
+    tn_logstore *again = NULL;
+    char err[256] = "";
+    assert_int_equal(tn_logstore_open(f->dir, NULL, &again, NULL, err, sizeof err), TN_IO_ERROR);
+    assert_null(again);
+    assert_non_null(strstr(err, "in use"));
+    assert_int_equal(tn_logstore_last_index(log), 10); /* the first one is untouched */
+    tn_logstore_close(log);
+    log = open_ok(f->dir, NULL, NULL);
+    assert_int_equal(tn_logstore_last_index(log), 10);
+    tn_logstore_close(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_second_open_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_sync_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_batch_replaces_conflicts, setup, teardown),
