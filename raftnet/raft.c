@@ -84,6 +84,8 @@ struct tn_raft {
     pending_read *reads;     /* leader: waiting for the quorum round */
     size_t n_reads, cap_reads;
     uint64_t read_round;
+    int read_round_sent;     /* a heartbeat carrying read_round has gone out (so a new read needs a new round) */
+    int read_bcast_pending;  /* reads wait for a round: one broadcast in the next Ready serves them all */
     tn_raft_read_state *waits; /* confirmed, waiting for applied >= index */
     size_t n_waits, cap_waits;
     tn_raft_read_state *rs_out, *rs_handed;
@@ -470,6 +472,10 @@ static void bcast_heartbeat(tn_raft *r)
 {
     for (size_t i = 0; i < r->n_prs; i++)
         if (r->prs[i]->id != r->id) send_heartbeat(r, r->prs[i], r->read_round);
+    /* Acks of this broadcast confirm every read queued with round <= read_round so far; a read arriving
+     * from now on must wait for a later broadcast. */
+    r->read_round_sent = 1;
+    r->read_bcast_pending = 0;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -562,10 +568,16 @@ static void leader_read(tn_raft *r, uint64_t from, uint64_t ctx)
         r->reads = x;
         r->cap_reads = c;
     }
-    r->read_round++;
+    /* Reads that arrive before the round's heartbeat has gone out share that round: the broadcast happens
+     * once, when the Ready is collected, and its acks confirm all of them (ReadIndex batching). A round
+     * whose heartbeat already went out cannot confirm a read that arrived after it: open a new one. */
+    if (r->read_round_sent || r->read_round == 0) {
+        r->read_round++;
+        r->read_round_sent = 0;
+    }
     r->reads[r->n_reads++] = (pending_read){ctx, r->commit, from, r->read_round};
     confirm_reads(r); /* a single voter, or the mutation */
-    if (r->n_reads) bcast_heartbeat(r);
+    if (r->n_reads) r->read_bcast_pending = 1;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -584,6 +596,8 @@ static void reset(tn_raft *r, uint64_t term)
     r->transferee = 0;
     r->transfer_in_term = 0;
     refuse_all_reads(r);
+    r->read_round_sent = 1; /* the next read opens a fresh round */
+    r->read_bcast_pending = 0;
     for (size_t i = 0; i < r->n_prs; i++) {
         pr_reset(r, r->prs[i]);
         if (r->prs[i]->id == r->id) r->prs[i]->match = r->stable;
@@ -1298,7 +1312,7 @@ int tn_raft_compact(tn_raft *r, uint64_t index, const void *data, size_t len)
 int tn_raft_has_ready(const tn_raft *r)
 {
     if (r->out.n || r->out_after.n || r->n_rs_out || r->snap_pending || r->need_timeout) return 1;
-    if (r->role == TN_LEADER && r->pending_bcast) return 1;
+    if (r->role == TN_LEADER && (r->pending_bcast || r->read_bcast_pending)) return 1;
     if (r->persist_from <= last_index(r) || r->trunc_pending) return 1;
     uint64_t hi = r->commit < r->stable ? r->commit : r->stable;
     if (hi > r->applied) return 1;
@@ -1316,6 +1330,7 @@ void tn_raft_ready_get(tn_raft *r, tn_raft_ready *rd)
         flush_appends(r, r->pending_bcast_empty);
         r->pending_bcast = r->pending_bcast_empty = 0;
     }
+    if (r->role == TN_LEADER && r->read_bcast_pending) bcast_heartbeat(r);
     if (r->snap_pending) {
         rd->has_snapshot = 1;
         rd->snapshot = r->snap;
