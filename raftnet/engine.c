@@ -115,54 +115,23 @@ static int sync_log(tn_engine *e)
     return -1;
 }
 
-typedef struct due_list {
-    size_t n;
-    struct { uint8_t *key; size_t len; uint64_t rev; } items[EXPIRY_BATCH];
-} due_list;
-
-static int collect_due(void *arg, const tn_node_view *v)
-{
-    due_list *d = arg;
-    if (d->n == EXPIRY_BATCH) return 1;
-    uint8_t *k = malloc(v->key_len ? v->key_len : 1);
-    if (!k) return 1;
-    memcpy(k, v->key, v->key_len);
-    d->items[d->n].key = k;
-    d->items[d->n].len = v->key_len;
-    d->items[d->n].rev = v->create_rev;
-    d->n++;
-    return 0;
-}
-
-/* Expires what is due now: one EXPIRE command per node, each carrying the create revision seen. A node
- * re-created or refreshed in between makes the command fail harmlessly (TTL_INDEX_MISMATCH/NOT_EXPIRED). */
+/* Expires what is due now, as one command (see tn_sm_expiry_request). */
 static void expire_due(tn_engine *e)
 {
-    due_list *d = calloc(1, sizeof *d);
-    if (!d) return;
-    int64_t now = wall_ms();
+    tn_wr reqb, resp;
+    tn_wr_init(&reqb);
+    tn_wr_init(&resp);
     pthread_rwlock_rdlock(&e->lock);
-    tn_tree_due(tn_sm_tree(e->sm), now, EXPIRY_BATCH, collect_due, d);
+    int rc = tn_sm_expiry_request(e->sm, wall_ms(), EXPIRY_BATCH, &reqb);
     pthread_rwlock_unlock(&e->lock);
-
-    for (size_t i = 0; i < d->n; i++) {
-        tn_op op = {.opcode = TN_OP_KV_EXPIRE, .key = d->items[i].key, .key_len = d->items[i].len,
-                    .expect_rev = d->items[i].rev};
-        tn_req req = {.n_ops = 1, .ops = &op};
-        tn_wr reqb, resp;
-        tn_wr_init(&reqb);
-        tn_wr_init(&resp);
-        if (tn_req_encode(&req, &reqb) == TN_SUCCESS) {
-            pthread_rwlock_wrlock(&e->lock);
-            if (!e->failed) apply_locked(e, 0, reqb.p, reqb.len, &resp);
-            pthread_rwlock_unlock(&e->lock);
-            sync_log(e);
-        }
-        tn_wr_free(&reqb);
-        tn_wr_free(&resp);
-        free(d->items[i].key);
+    if (rc == TN_SUCCESS) {
+        pthread_rwlock_wrlock(&e->lock);
+        if (!e->failed) apply_locked(e, 0, reqb.p, reqb.len, &resp);
+        pthread_rwlock_unlock(&e->lock);
+        sync_log(e);
     }
-    free(d);
+    tn_wr_free(&reqb);
+    tn_wr_free(&resp);
 }
 
 static void *expiry_main(void *arg)

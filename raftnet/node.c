@@ -1376,57 +1376,26 @@ static void handle_client(tn_node *n, tn_pending *p, const uint8_t *bytes, size_
 /* ------------------------------------------------------------------------------------------------ */
 /* periodic work                                                                                     */
 
-typedef struct due_list {
-    size_t n;
-    struct {
-        uint8_t *key;
-        size_t len;
-        uint64_t rev;
-    } items[EXPIRY_BATCH];
-} due_list;
-
-static int collect_due(void *arg, const tn_node_view *v)
-{
-    due_list *d = arg;
-    if (d->n == EXPIRY_BATCH) return 1;
-    uint8_t *k = malloc(v->key_len ? v->key_len : 1);
-    if (!k) return 1;
-    memcpy(k, v->key, v->key_len);
-    d->items[d->n].key = k;
-    d->items[d->n].len = v->key_len;
-    d->items[d->n].rev = v->create_rev;
-    d->n++;
-    return 0;
-}
-
-/* Leader only: proposes KV_EXPIRE for due temp nodes (carrying their create revision, so a node re-created
- * in between is not touched). Waits until the previous batch is applied before scanning again. */
+/* Leader only: proposes one KV_EXPIRE command for the temp nodes due now (tn_sm_expiry_request: each op
+ * carries its node's create revision, so a node re-created in between is not touched). Waits until the
+ * previous one is applied before scanning again. */
 static void propose_expiries(tn_node *n)
 {
     if (tn_raft_role_of(n->raft) != TN_LEADER || tn_raft_applied(n->raft) < n->expiry_wait_index) return;
-    due_list *d = calloc(1, sizeof *d);
-    if (!d) return;
     int64_t now = wall_ms();
-    tn_tree_due(tn_sm_tree(n->sm), now, EXPIRY_BATCH, collect_due, d);
-    for (size_t i = 0; i < d->n; i++) {
-        tn_op op = {.opcode = TN_OP_KV_EXPIRE, .key = d->items[i].key, .key_len = d->items[i].len,
-                    .expect_rev = d->items[i].rev};
-        tn_req req = {.n_ops = 1, .ops = &op};
-        tn_wr rb, cmd;
-        tn_wr_init(&rb);
-        tn_wr_init(&cmd);
-        uint64_t index = 0;
-        if (now < n->last_cmd_time) now = n->last_cmd_time;
+    if (now < n->last_cmd_time) now = n->last_cmd_time;
+    tn_wr rb, cmd;
+    tn_wr_init(&rb);
+    tn_wr_init(&cmd);
+    uint64_t index = 0;
+    if (tn_sm_expiry_request(n->sm, now, EXPIRY_BATCH, &rb) == TN_SUCCESS &&
+        tn_cmd_encode(now, 0, rb.p, rb.len, &cmd) == TN_SUCCESS && !cmd.oom &&
+        tn_raft_propose(n->raft, cmd.p, cmd.len, &index, NULL) == TN_SUCCESS) {
         n->last_cmd_time = now;
-        if (tn_req_encode(&req, &rb) == TN_SUCCESS && tn_cmd_encode(now, 0, rb.p, rb.len, &cmd) == TN_SUCCESS &&
-            !cmd.oom && tn_raft_propose(n->raft, cmd.p, cmd.len, &index, NULL) == TN_SUCCESS &&
-            index > n->expiry_wait_index)
-            n->expiry_wait_index = index;
-        tn_wr_free(&rb);
-        tn_wr_free(&cmd);
-        free(d->items[i].key);
+        if (index > n->expiry_wait_index) n->expiry_wait_index = index;
     }
-    free(d);
+    tn_wr_free(&rb);
+    tn_wr_free(&cmd);
 }
 
 static void expire_waiters(tn_node *n, int64_t now)

@@ -355,3 +355,42 @@ fail:
     free(raw);
     return rc;
 }
+
+typedef struct due_ops {
+    tn_op *ops;
+    size_t n, cap;
+    int oom;
+} due_ops;
+
+static int collect_due(void *arg, const tn_node_view *v)
+{
+    due_ops *d = arg;
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 16;
+        tn_op *ops = realloc(d->ops, cap * sizeof *ops);
+        if (!ops) { d->oom = 1; return 1; }
+        d->ops = ops;
+        d->cap = cap;
+    }
+    /* The key points into the tree: valid while the caller holds the lock, and copied by the encoder. */
+    tn_op op = {.opcode = TN_OP_KV_EXPIRE, .key = v->key, .key_len = v->key_len, .expect_rev = v->create_rev};
+    d->ops[d->n++] = op;
+    return 0;
+}
+
+int tn_sm_expiry_request(const tn_sm *sm, int64_t now_ms, size_t limit, tn_wr *out)
+{
+    due_ops d = {0};
+    int rc;
+    tn_tree_due(sm->tree, now_ms, limit, collect_due, &d);
+    if (d.oom) {
+        rc = TN_NOMEM;
+    } else if (d.n == 0) {
+        rc = TN_NOT_FOUND;
+    } else {
+        tn_req req = {.n_ops = d.n, .ops = d.ops};
+        rc = tn_req_encode(&req, out);
+    }
+    free(d.ops);
+    return rc;
+}

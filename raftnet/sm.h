@@ -57,6 +57,13 @@ size_t tn_sm_session_count(const tn_sm *sm);
 /* Appends resp (an encoded wire.h response) with its req_id replaced. SUCCESS, BAD_REQUEST, NOMEM. */
 int tn_sm_resp_with_req_id(const void *resp, size_t len, uint64_t req_id, tn_wr *out);
 
+/* Builds the expiry request for temp nodes due at now_ms: one KV_EXPIRE op per node (at most `limit`),
+ * each carrying the node's create revision, in a plain (non-atomic) request appended to out — the bytes a
+ * leader proposes / the embedded engine applies. A node re-created or refreshed before the request is
+ * applied makes its op fail harmlessly (TTL_INDEX_MISMATCH / NOT_EXPIRED). Returns SUCCESS, NOT_FOUND
+ * (nothing due) or NOMEM. Caller holds the read lock. */
+int tn_sm_expiry_request(const tn_sm *sm, int64_t now_ms, size_t limit, tn_wr *out);
+
 /* The read-only view the embedded engine's expiry timer needs. */
 const tn_tree *tn_sm_tree(const tn_sm *sm);
 

@@ -366,9 +366,46 @@ static void test_atomic_tree_ops_all_or_nothing(void **state)
     tn_sm_free(sm);
 }
 
+/* The expiry request names exactly the due temp nodes with their create revision; applied, it removes them,
+ * and a node re-created meanwhile is left alone. */
+static void test_expiry_request(void **state)
+{
+    (void)state;
+    tn_sm *sm = tn_sm_new(NULL);
+    tn_op t1 = put_op("t1", "v");
+    t1.opcode = TN_OP_KV_PUT_TEMP;
+    t1.ttl_ms = 100; /* command time of index 1 is 1001: due at 1101 */
+    assert_int_equal(apply1(sm, 1, t1), TN_SUCCESS);
+    tn_op t2 = put_op("t2", "v");
+    t2.opcode = TN_OP_KV_PUT_TEMP;
+    t2.ttl_ms = 5000;
+    assert_int_equal(apply1(sm, 2, t2), TN_SUCCESS);
+    tn_wr req;
+    tn_wr_init(&req);
+    assert_int_equal(tn_sm_expiry_request(sm, 1100, 10, &req), TN_NOT_FOUND);
+    assert_int_equal(tn_sm_expiry_request(sm, 1101, 10, &req), TN_SUCCESS);
+    tn_req decoded;
+    assert_int_equal(tn_req_decode(req.p, req.len, &decoded), TN_SUCCESS);
+    assert_int_equal(decoded.n_ops, 1);
+    assert_int_equal(decoded.ops[0].opcode, TN_OP_KV_EXPIRE);
+    assert_int_equal(decoded.ops[0].expect_rev, 1);
+    assert_memory_equal(decoded.ops[0].key, "t1", 2);
+    /* t1 is re-created before the request is applied: the old expiry must not touch the new node */
+    assert_int_equal(apply1(sm, 3, key_op(TN_OP_KV_REMOVE, "t1")), TN_SUCCESS);
+    t1.ttl_ms = 60000;
+    assert_int_equal(apply1(sm, 4, t1), TN_SUCCESS);
+    assert_int_equal(apply1(sm, 5, decoded.ops[0]), TN_TTL_INDEX_MISMATCH);
+    uint64_t rev;
+    assert_int_equal(get_rev(sm, "t1", &rev, NULL, 0), TN_SUCCESS);
+    tn_req_clear(&decoded);
+    tn_wr_free(&req);
+    tn_sm_free(sm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_expiry_request),
         cmocka_unit_test(test_put_get_revision_and_time_from_command),
         cmocka_unit_test(test_conditions),
         cmocka_unit_test(test_batch_results_are_independent),
