@@ -96,20 +96,14 @@ typedef struct coll_ctx {
     int refs;
     tn_conn *conn;
     tn_txn_registry *txns; /* one transaction per client of this connection, shared with tarn_kv */
-    /* One extra reference to every client a table of this connection used, held until the connection
-     * closes: SQLite disconnects every virtual table when it resets the schema (e.g. after a failed
-     * CREATE VIRTUAL TABLE), and the last release of an embedded engine's client destroys its in-memory
-     * store, which would empty the collections under the user's feet. */
-    tn_client **pinned;
-    size_t n_pinned;
+    /* Clients (and so embedded engines) live as long as the connection: conn.c keeps them even when no
+     * table uses them, so a schema reset that disconnects every table does not drop an in-memory store. */
 } coll_ctx;
 
 static void coll_ctx_free(void *p)
 {
     coll_ctx *ctx = p;
     if (!ctx || --ctx->refs > 0) return;
-    for (size_t i = 0; i < ctx->n_pinned; i++) tn_conn_release(ctx->conn, ctx->pinned[i]);
-    sqlite3_free(ctx->pinned);
     tn_txn_registry_unref(ctx->txns);
     tn_conn_free(ctx->conn);
     sqlite3_free(ctx);
@@ -601,22 +595,6 @@ static int create_collection(coll_vtab *vt, char **err)
     return rc;
 }
 
-/* Takes the connection-lifetime reference on client (see coll_ctx). */
-static int pin_client(coll_ctx *ctx, const char *cluster, const char *engine, const tn_client_opts *opts,
-                      tn_client *client, char **err)
-{
-    for (size_t i = 0; i < ctx->n_pinned; i++)
-        if (ctx->pinned[i] == client) return SQLITE_OK;
-    tn_client **grown = sqlite3_realloc64(ctx->pinned, (ctx->n_pinned + 1) * sizeof *grown);
-    tn_client *again = NULL;
-    if (!grown) return SQLITE_NOMEM;
-    ctx->pinned = grown;
-    int rc = tn_conn_client_opts(ctx->conn, cluster, engine, opts, &again, err);
-    if (rc != SQLITE_OK) return rc;
-    ctx->pinned[ctx->n_pinned++] = again;
-    return SQLITE_OK;
-}
-
 static int coll_connect(sqlite3 *db, void *aux, int argc, const char *const *argv, sqlite3_vtab **out,
                         char **err)
 {
@@ -709,8 +687,6 @@ static int coll_connect(sqlite3 *db, void *aux, int argc, const char *const *arg
     tn_client_opts opts = {.token = d.token, .timeout_ms = d.timeout_ms, .stale_reads = d.stale_reads,
                            .data_dir = d.data_dir};
     rc = tn_conn_client_opts(ctx->conn, cluster, d.engine ? d.engine : "default", &opts, &vt->client, err);
-    if (rc != SQLITE_OK) goto fail;
-    rc = pin_client(ctx, cluster, d.engine ? d.engine : "default", &opts, vt->client, err);
     if (rc != SQLITE_OK) goto fail;
     if (tn_txn_acquire(ctx->txns, vt->client, &vt->txn) != TN_SUCCESS ||
         tn_txn_collection(vt->txn, vt->name, vt->schema.cols[vt->pk_col].name, &vt->txn_coll) != TN_SUCCESS) {
