@@ -1,5 +1,6 @@
 /* engine.c — the embedded engine (see engine.h). */
 #include "engine.h"
+#include "hardstate.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -173,23 +174,6 @@ static void engine_destroy(tn_engine *e)
     free(e);
 }
 
-static int mkdir_parents(const char *dir)
-{
-    char tmp[4096];
-    size_t len = strlen(dir);
-    if (len == 0 || len >= sizeof tmp) return -1;
-    memcpy(tmp, dir, len + 1);
-    for (size_t i = 1; i <= len; i++) {
-        if (tmp[i] == '/' || tmp[i] == 0) {
-            char c = tmp[i];
-            tmp[i] = 0;
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-            tmp[i] = c;
-        }
-    }
-    return 0;
-}
-
 /* Loads the newest snapshot and replays the log after it. SUCCESS, IO_ERROR (message in err), NOMEM. */
 static int engine_recover(tn_engine *e, char *err, size_t errlen)
 {
@@ -206,7 +190,7 @@ static int engine_recover(tn_engine *e, char *err, size_t errlen)
     tn_snap_meta meta = {0};
     uint8_t *conf = NULL, *img = NULL;
     tn_log_batch batch = {0};
-    if (mkdir_parents(e->data_dir) != 0) {
+    if (tn_mkdir_p(e->data_dir) != 0) {
         snprintf(err, errlen, "%s: cannot create: %s", e->data_dir, strerror(errno));
         goto done;
     }

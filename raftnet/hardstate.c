@@ -215,3 +215,39 @@ int tn_hardstate_save(const char *dir, const tn_hardstate *hs, char *errbuf, siz
     buf[35] = (uint8_t)(crc >> 24);
     return tn_file_write_atomic(dir, TN_HARDSTATE_FILE, buf, sizeof buf, errbuf, errlen);
 }
+
+int tn_mkdir_p(const char *dir)
+{
+    char tmp[4096];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(tmp, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (tmp[i] == '/' || tmp[i] == '\0') {
+            char c = tmp[i];
+            tmp[i] = '\0';
+            if (mkdir(tmp, 0755) == 0) {
+                /* A new directory entry: make it durable in its parent. */
+                char *slash = strrchr(tmp, '/');
+                if (slash == tmp) {
+                    if (tn_dir_fsync("/") != 0) return -1;
+                } else if (slash) {
+                    *slash = '\0';
+                    int bad = tn_dir_fsync(tmp) != 0;
+                    *slash = '/';
+                    if (bad) return -1;
+                } else if (tn_dir_fsync(".") != 0) {
+                    return -1;
+                }
+            } else if (errno != EEXIST) {
+                return -1;
+            }
+            tmp[i] = c;
+        }
+    }
+    return 0;
+}
+

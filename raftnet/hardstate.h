@@ -51,4 +51,8 @@ int tn_file_read_all(const char *dir, const char *name, size_t max, uint8_t **ou
 /* fsync of a directory (makes creates, renames and unlinks in it durable). 0 or -1 with errno set. */
 int tn_dir_fsync(const char *dir);
 
+/* mkdir -p that is durable: every directory it creates is fsynced into its parent. Existing directories
+ * are fine. 0, or -1 with errno set (ENAMETOOLONG above 4095 bytes). */
+int tn_mkdir_p(const char *dir);
+
 #endif

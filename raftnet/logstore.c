@@ -206,41 +206,6 @@ done:
     return rc;
 }
 
-static int mkdir_p(const char *dir)
-{
-    char tmp[4096];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof tmp) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(tmp, dir, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (tmp[i] == '/' || tmp[i] == '\0') {
-            char c = tmp[i];
-            tmp[i] = '\0';
-            if (mkdir(tmp, 0755) == 0) {
-                /* A new directory entry: make it durable in its parent. */
-                char *slash = strrchr(tmp, '/');
-                if (slash == tmp) {
-                    if (tn_dir_fsync("/") != 0) return -1;
-                } else if (slash) {
-                    *slash = '\0';
-                    int bad = tn_dir_fsync(tmp) != 0;
-                    *slash = '/';
-                    if (bad) return -1;
-                } else if (tn_dir_fsync(".") != 0) {
-                    return -1;
-                }
-            } else if (errno != EEXIST) {
-                return -1;
-            }
-            tmp[i] = c;
-        }
-    }
-    return 0;
-}
-
 static int ents_reserve(tn_logstore *log, size_t more)
 {
     if (log->entcap - log->nents >= more) return 0;
@@ -671,7 +636,7 @@ int tn_logstore_open(const char *dir, const tn_logstore_opts *opts, tn_logstore 
         rc = TN_NOMEM;
         goto fail;
     }
-    if (mkdir_p(dir) != 0) {
+    if (tn_mkdir_p(dir) != 0) {
         ext_err(errbuf, errlen, "%s: mkdir: %s", dir, strerror(errno));
         goto fail;
     }

@@ -270,23 +270,6 @@ static int node_image_load(tn_node *n, const uint8_t *p, size_t len)
 /* ------------------------------------------------------------------------------------------------ */
 /* recovery                                                                                          */
 
-static int mkdir_p(const char *dir)
-{
-    char tmp[4096];
-    size_t len = strlen(dir);
-    if (len >= sizeof tmp) return -1;
-    memcpy(tmp, dir, len + 1);
-    for (size_t i = 1; i <= len; i++) {
-        if (tmp[i] == '/' || tmp[i] == 0) {
-            char c = tmp[i];
-            tmp[i] = 0;
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-            tmp[i] = c;
-        }
-    }
-    return 0;
-}
-
 static void conf_from_peers(const tn_node_config *cfg, tn_raft_conf *c)
 {
     memset(c, 0, sizeof *c);
@@ -340,7 +323,7 @@ int tn_node_open(const tn_node_config *cfg, tn_node **out, char *err, size_t err
     snprintf(n->log_dir, sizeof n->log_dir, "%s/log", cfg->data_dir);
     snprintf(n->snap_dir, sizeof n->snap_dir, "%s/snap", cfg->data_dir);
     rc = TN_IO_ERROR;
-    if (mkdir_p(cfg->data_dir) != 0 || mkdir_p(n->snap_dir) != 0) {
+    if (tn_mkdir_p(cfg->data_dir) != 0 || tn_mkdir_p(n->snap_dir) != 0) {
         snprintf(err, errlen, "%s: cannot create: %s", cfg->data_dir, strerror(errno));
         goto fail;
     }

@@ -77,41 +77,6 @@ static int parse_name(const char *name, uint64_t *index, uint64_t *term, char ex
            (strcmp(ext, "snap") == 0 || strcmp(ext, "part") == 0 || strcmp(ext, "tmp") == 0);
 }
 
-static int mkdir_p(const char *dir)
-{
-    char tmp[PATH_LEN];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof tmp) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(tmp, dir, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (tmp[i] == '/' || tmp[i] == '\0') {
-            char c = tmp[i];
-            tmp[i] = '\0';
-            if (mkdir(tmp, 0755) == 0) {
-                /* A new directory entry: make it durable in its parent. */
-                char *slash = strrchr(tmp, '/');
-                if (slash == tmp) {
-                    if (tn_dir_fsync("/") != 0) return -1;
-                } else if (slash) {
-                    *slash = '\0';
-                    int bad = tn_dir_fsync(tmp) != 0;
-                    *slash = '/';
-                    if (bad) return -1;
-                } else if (tn_dir_fsync(".") != 0) {
-                    return -1;
-                }
-            } else if (errno != EEXIST) {
-                return -1;
-            }
-            tmp[i] = c;
-        }
-    }
-    return 0;
-}
-
 static void encode_header(uint8_t *h, uint64_t index, uint64_t term, uint32_t conf_len, uint64_t data_len)
 {
     memset(h, 0, HDR);
@@ -241,7 +206,7 @@ int tn_snapfile_save(const char *dir, uint64_t index, uint64_t term, const void 
         set_err(errbuf, errlen, "%s: configuration blob of %zu bytes is too large", dir, conf_len);
         return TN_BAD_REQUEST;
     }
-    if (mkdir_p(dir) != 0) {
+    if (tn_mkdir_p(dir) != 0) {
         set_err(errbuf, errlen, "%s: mkdir: %s", dir, strerror(errno));
         return TN_IO_ERROR;
     }
@@ -374,7 +339,7 @@ int tn_snapwriter_begin(const char *dir, uint64_t index, uint64_t term, uint64_t
                 total_size, TN_SNAP_OVERHEAD);
         return TN_BAD_REQUEST;
     }
-    if (mkdir_p(dir) != 0) {
+    if (tn_mkdir_p(dir) != 0) {
         set_err(errbuf, errlen, "%s: mkdir: %s", dir, strerror(errno));
         return TN_IO_ERROR;
     }
