@@ -271,6 +271,23 @@ int tn_sm_read(const tn_sm *sm, const tn_req *req, tn_wr *out)
     return rc;
 }
 
+/* A length-prefixed section of the image: a u64 placeholder patched with the section's length. */
+static size_t section_begin(tn_wr *w)
+{
+    size_t at = w->len;
+    tn_wr_u64(w, 0);
+    return at;
+}
+
+static int section_end(tn_wr *w, size_t at)
+{
+    if (w->oom) return TN_NOMEM;
+    uint64_t len = w->len - at - 8;
+    tn_wr_patch_u32(w, at, (uint32_t)len);
+    tn_wr_patch_u32(w, at + 4, (uint32_t)(len >> 32));
+    return TN_SUCCESS;
+}
+
 int tn_sm_snapshot_save(const tn_sm *sm, tn_wr *out)
 {
     tn_wr raw;
@@ -279,22 +296,12 @@ int tn_sm_snapshot_save(const tn_sm *sm, tn_wr *out)
     tn_wr_u32(&raw, SM_IMAGE_MAGIC);
     tn_wr_u8(&raw, SM_IMAGE_VERSION);
     tn_wr_varint(&raw, sm->applied);
-    size_t sess_at = raw.len;
-    tn_wr_u64(&raw, 0); /* session image length, patched below */
+    size_t at = section_begin(&raw);
     rc = tn_sessions_serialize(sm->sessions, &raw);
-    if (rc != TN_SUCCESS) goto done;
-    if (raw.oom) { rc = TN_NOMEM; goto done; }
-    uint64_t sess_len = raw.len - sess_at - 8;
-    tn_wr_patch_u32(&raw, sess_at, (uint32_t)sess_len);
-    tn_wr_patch_u32(&raw, sess_at + 4, (uint32_t)(sess_len >> 32));
-    size_t tree_at = raw.len;
-    tn_wr_u64(&raw, 0); /* tree image length, patched below */
+    if (rc != TN_SUCCESS || (rc = section_end(&raw, at)) != TN_SUCCESS) goto done;
+    at = section_begin(&raw);
     rc = tn_tree_serialize(sm->tree, &raw);
-    if (rc != TN_SUCCESS) goto done;
-    if (raw.oom) { rc = TN_NOMEM; goto done; }
-    uint64_t tree_len = raw.len - tree_at - 8;
-    tn_wr_patch_u32(&raw, tree_at, (uint32_t)tree_len);
-    tn_wr_patch_u32(&raw, tree_at + 4, (uint32_t)(tree_len >> 32));
+    if (rc != TN_SUCCESS || (rc = section_end(&raw, at)) != TN_SUCCESS) goto done;
     rc = tn_colls_serialize(sm->colls, &raw); /* the rest of the image */
     if (rc != TN_SUCCESS) goto done;
     if (raw.oom) { rc = TN_NOMEM; goto done; }
