@@ -7,23 +7,6 @@ SQLITE_EXTENSION_INIT1
 #include "tarn_ext.h"
 #include "status_vtab.h"
 
-#ifndef SQLITE_CORE
-#include <dlfcn.h>
-
-/* SQLite dlclose()s a loaded extension when the connection closes. nng keeps worker threads running for
- * the life of the process (it is never finalised), so unmapping tarn.so — and with it libnng — under
- * those threads crashes the process at exit. Loading ourselves once more with RTLD_NODELETE keeps both
- * mapped until the process ends. Best effort: a failure only brings back the old behaviour. */
-static void pin_in_memory(void)
-{
-    Dl_info info;
-    if (dladdr((void *)pin_in_memory, &info) && info.dli_fname) {
-        void *self = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
-        (void)self; /* deliberately never dlclose()d */
-    }
-}
-#endif
-
 /* tarn_version(): the extension's version. */
 static void fn_version(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
@@ -67,9 +50,6 @@ int sqlite3_tarn_init(sqlite3 *db, char **err, const sqlite3_api_routines *api)
         *err = sqlite3_mprintf("tarn: needs SQLite 3.40 or newer (this is %s)", sqlite3_libversion());
         return SQLITE_ERROR;
     }
-#ifndef SQLITE_CORE
-    pin_in_memory();
-#endif
     tn_conn *conn = tn_conn_new();
     if (!conn) return SQLITE_NOMEM;
     /* Every registration below holds a reference to conn and drops it when SQLite destroys it (on
