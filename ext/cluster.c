@@ -546,8 +546,12 @@ static void call_reply(tn_call *c, nng_msg *reply)
     size_t hint_len;
     int code = resp_peek(nng_msg_body(reply), nng_msg_len(reply), &hint, &hint_len);
     if (code != TN_NOT_LEADER && code != TN_UNAVAILABLE && code != TN_TIMEOUT) {
-        /* A real answer (also a malformed one: the caller's decoder reports it). */
-        if (!c->any_member) set_leader(cl, c->target);
+        /* A real answer (also a malformed one: the caller's decoder reports it). A follower that forwarded
+         * the request names the leader in the hint: the next call goes there directly. */
+        if (!c->any_member) {
+            int leader = hint_len > 0 ? member_find_or_add(cl, hint, hint_len) : -1;
+            set_leader(cl, leader >= 0 ? leader : c->target);
+        }
         call_finish(c, TN_SUCCESS, nng_msg_body(reply), nng_msg_len(reply), NULL);
         nng_msg_free(reply);
         return;

@@ -393,6 +393,26 @@ int tn_resp_error(tn_wr *w, uint64_t req_id, int code, const char *leader_hint, 
     return tn_resp_finish(&b);
 }
 
+int tn_resp_rewrite(const void *resp, size_t len, uint64_t req_id, const char *leader_hint, tn_wr *out)
+{
+    tn_rd r;
+    tn_rd_init(&r, resp, len);
+    const uint8_t *hdr = tn_rd_raw(&r, 4);
+    (void)tn_rd_varint(&r); /* req_id */
+    uint64_t code = tn_rd_varint(&r);
+    uint64_t revision = tn_rd_varint(&r);
+    size_t old_hint_len;
+    (void)tn_rd_bytes(&r, WIRE_MAX_TEXT, &old_hint_len);
+    if (r.err || hdr[3] != TN_KIND_RESP) return TN_BAD_REQUEST;
+    tn_wr_raw(out, hdr, 4);
+    tn_wr_varint(out, req_id);
+    tn_wr_varint(out, code);
+    tn_wr_varint(out, revision);
+    tn_wr_bytes(out, leader_hint, text_len(leader_hint));
+    tn_wr_raw(out, (const uint8_t *)resp + r.off, len - r.off);
+    return out->oom ? TN_NOMEM : TN_SUCCESS;
+}
+
 /* Reads a response text field (leader_hint, message): bounded, and free of NUL bytes because the
  * builder takes C strings and could never have written one. */
 static const uint8_t *text_read(tn_rd *r, size_t *len)

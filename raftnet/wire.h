@@ -181,6 +181,11 @@ int tn_resp_finish(tn_resp_builder *b);
 /* Builds a complete response with no results (errors). */
 int tn_resp_error(tn_wr *w, uint64_t req_id, int code, const char *leader_hint, const char *message);
 
+/* Copies a complete response into out with its req_id and leader_hint replaced (leader_hint NULL = empty):
+ * a node that answers a request it forwarded names the leader, so the client can go there next time.
+ * SUCCESS, NOMEM, or BAD_REQUEST when the header cannot be read (nothing appended then). */
+int tn_resp_rewrite(const void *resp, size_t len, uint64_t req_id, const char *leader_hint, tn_wr *out);
+
 int tn_resp_decode(const void *buf, size_t len, tn_resp *resp);
 void tn_resp_clear(tn_resp *resp);
 

@@ -27,7 +27,7 @@
 #include "transport.h"
 #include "wire.h"
 
-enum role { LEADER, FOLLOWER, SILENT };
+enum role { LEADER, FOLLOWER, SILENT, FORWARDER };
 
 #define MAX_SEEN 256
 
@@ -36,7 +36,7 @@ typedef struct fake {
     char url[64];
     int id;
     int role;
-    const char *hint; /* FOLLOWER: leader URL to hint, or NULL */
+    const char *hint; /* FOLLOWER, FORWARDER: leader URL to hint, or NULL */
     pthread_mutex_t mu;
     int drop_first;   /* LEADER: leave this many requests unanswered first */
     int batch;        /* LEADER: hold requests until this many wait, then answer them all */
@@ -96,6 +96,7 @@ static void fake_on_client(void *arg, tn_pending *p, const uint8_t *bytes, size_
     }
     if (!decoded) reply(p, req_id, TN_BAD_REQUEST, NULL, "bad request");
     else if (f->role == LEADER || stale_read) reply(p, req_id, TN_SUCCESS, NULL, msg);
+    else if (f->role == FORWARDER) reply(p, req_id, TN_SUCCESS, f->hint, msg); /* answered, names the leader */
     else reply(p, req_id, TN_NOT_LEADER, f->hint, "not the leader");
 }
 
@@ -249,6 +250,33 @@ static void test_discovery_from_any_subset(void **state)
     tn_cluster_close(cl);
 
     fake_stop(&s);
+    fake_stop(&f);
+    fake_stop(&l);
+}
+
+/* A follower that answers a request itself (it forwarded it) and names the leader in the hint: the answer is
+ * kept, and the next call goes to the leader. */
+static void test_answer_with_hint_moves_to_leader(void **state)
+{
+    fake l, f;
+    fake_start(&l, 1, LEADER, NULL, NULL);
+    fake_start(&f, 2, FORWARDER, NULL, NULL);
+    f.hint = l.url;
+    tn_cluster *cl = open_cluster(f.url, 2000, 200, 0);
+    int rc;
+    assert_int_equal(call_who(cl, 1, 0, &rc), 2); /* the forwarder's own answer counts */
+    assert_int_equal(fake_calls(&f), 1);
+    int leader = -2;
+    char *list[4];
+    int n = tn_cluster_members(cl, list, 4, &leader);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[1], l.url);
+    assert_int_equal(leader, 1);
+    free_urls(list, n);
+    assert_int_equal(call_who(cl, 1, 0, &rc), 1);
+    assert_int_equal(call_who(cl, 0, 0, &rc), 1);
+    assert_int_equal(fake_calls(&f), 1);
+    tn_cluster_close(cl);
     fake_stop(&f);
     fake_stop(&l);
 }
@@ -659,6 +687,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_discovery_from_any_subset),
+        cmocka_unit_test(test_answer_with_hint_moves_to_leader),
         cmocka_unit_test(test_redirect_without_hint),
         cmocka_unit_test(test_retry_keeps_seq),
         cmocka_unit_test(test_deadline_message),

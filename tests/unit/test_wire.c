@@ -1049,6 +1049,55 @@ static int decode_entry_case(uint8_t flags, const uint8_t *tail, size_t tail_len
     return rc;
 }
 
+static void test_resp_rewrite(void **state)
+{
+    (void)state;
+    tn_wr orig, out;
+    tn_wr_init(&orig);
+    tn_wr_init(&out);
+    tn_resp_builder b;
+    tn_resp_begin(&b, &orig, 7, TN_SUCCESS, 42, NULL, "done");
+    tn_resp_result_begin(&b, TN_SUCCESS);
+    tn_resp_blob(&b, "xyz", 3);
+    assert_int_equal(tn_resp_finish(&b), TN_SUCCESS);
+
+    assert_int_equal(tn_resp_rewrite(orig.p, orig.len, 99, "tcp://127.0.0.1:7001", &out), TN_SUCCESS);
+    tn_resp r;
+    assert_int_equal(tn_resp_decode(out.p, out.len, &r), TN_SUCCESS);
+    assert_int_equal(r.req_id, 99);
+    assert_int_equal(r.code, TN_SUCCESS);
+    assert_int_equal(r.revision, 42);
+    assert_int_equal(r.leader_hint_len, strlen("tcp://127.0.0.1:7001"));
+    assert_memory_equal(r.leader_hint, "tcp://127.0.0.1:7001", r.leader_hint_len);
+    assert_int_equal(r.message_len, 4);
+    assert_memory_equal(r.message, "done", 4);
+    assert_int_equal(r.n_results, 1);
+    assert_int_equal(r.results[0].blob_len, 3);
+    tn_resp_clear(&r);
+
+    /* and back to no hint: the original bytes again */
+    tn_wr back;
+    tn_wr_init(&back);
+    assert_int_equal(tn_resp_rewrite(out.p, out.len, 7, NULL, &back), TN_SUCCESS);
+    assert_int_equal(back.len, orig.len);
+    assert_memory_equal(back.p, orig.p, orig.len);
+
+    /* a truncated header and a request are refused, and nothing is appended */
+    size_t before = back.len;
+    assert_int_equal(tn_resp_rewrite(orig.p, 5, 1, NULL, &back), TN_BAD_REQUEST);
+    tn_wr req;
+    tn_wr_init(&req);
+    tn_op op = {.opcode = TN_OP_KV_GET, .key = (const uint8_t *)"a", .key_len = 1};
+    tn_req q = {.req_id = 1, .ops = &op, .n_ops = 1};
+    assert_int_equal(tn_req_encode(&q, &req), TN_SUCCESS);
+    assert_int_equal(tn_resp_rewrite(req.p, req.len, 1, NULL, &back), TN_BAD_REQUEST);
+    assert_int_equal(back.len, before);
+    tn_wr_free(&req);
+    tn_wr_free(&back);
+    tn_wr_free(&orig);
+    tn_wr_free(&out);
+}
+
 static void test_resp_decoder_rejects(void **state)
 {
     (void)state;
@@ -1518,6 +1567,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_resp_entries_roundtrip),
         cmocka_unit_test(test_resp_text_bounds_and_codes),
         cmocka_unit_test(test_resp_builder_errors),
+        cmocka_unit_test(test_resp_rewrite),
         cmocka_unit_test(test_resp_decoder_rejects),
         cmocka_unit_test(test_lying_counts_allocate_nothing),
         cmocka_unit_test(test_cmd),
