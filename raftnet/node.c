@@ -772,6 +772,15 @@ static void peek_session(const uint8_t *data, size_t len, uint64_t *cid, uint64_
     if (req_id) *req_id = rid;
 }
 
+/* The leader's URL when this node is a follower that knows it: put in the answers to requests it forwarded,
+ * so the client sends the next one to the leader directly (one hop and one commit notification less). */
+static const char *forward_hint(tn_node *n)
+{
+    uint64_t l = tn_raft_leader(n->raft);
+    if (tn_raft_role_of(n->raft) == TN_LEADER || !l || l == n->cfg.id) return NULL;
+    return url_of(n, l);
+}
+
 static void answer_write_waiters(tn_node *n, const tn_raft_entry *e, const uint8_t *resp, size_t resp_len)
 {
     uint64_t cid, seq;
@@ -805,7 +814,7 @@ static void answer_write_waiters(tn_node *n, const tn_raft_entry *e, const uint8
         } else if (resp_len) {
             tn_wr out;
             tn_wr_init(&out);
-            if (tn_sm_resp_with_req_id(resp, resp_len, w->req_id, &out) == TN_SUCCESS && !out.oom)
+            if (tn_resp_rewrite(resp, resp_len, w->req_id, forward_hint(n), &out) == TN_SUCCESS && !out.oom)
                 reply_bytes(w->p, out.p, out.len);
             else
                 reply_error(n, w->p, w->req_id, TN_INTERNAL, "could not build the response");
@@ -1013,12 +1022,24 @@ static void install_snapshot(tn_node *n, const tn_raft_ready *rd)
 
 static void serve_read(tn_node *n, tn_pending *p, const tn_req *req)
 {
-    tn_wr out;
+    tn_wr out, hinted;
     tn_wr_init(&out);
+    tn_wr_init(&hinted);
     int rc = tn_sm_read(n->sm, req, &out);
+    /* a linearizable read answered by a follower went through the leader: name it (stale reads stay here) */
+    const char *hint = req->read_mode == TN_READ_STALE ? NULL : forward_hint(n);
+    if (rc == TN_SUCCESS && !out.oom && hint) {
+        rc = tn_resp_rewrite(out.p, out.len, req->req_id, hint, &hinted);
+        if (rc == TN_SUCCESS) {
+            tn_wr_free(&out);
+            out = hinted;
+            tn_wr_init(&hinted);
+        }
+    }
     if (rc == TN_SUCCESS && !out.oom) reply_bytes(p, out.p, out.len);
     else reply_error(n, p, req->req_id, rc == TN_SUCCESS ? TN_NOMEM : rc, "read failed");
     tn_wr_free(&out);
+    tn_wr_free(&hinted);
 }
 
 static void handle_read_state(tn_node *n, const tn_raft_read_state *rs)
@@ -1103,16 +1124,30 @@ static void process_ready(tn_node *n)
                 n->saved_vote = rd.hs.vote;
             }
         }
+        /* Order is latency: messages that carry entries or votes first (the next commit waits for them),
+         * then the answers to clients whose entries are committed, then commit-index-only appends (only
+         * followers' own readers wait for those). Any order is safe: this Ready's entries are already
+         * written and its hard state saved. */
+        tn_raft_msg *later[TN_RAFT_MAX_NODES];
+        size_t n_later = 0;
         for (size_t i = 0; i < rd.n_msgs; i++) {
-            if (n->fatal) tn_raft_msg_free(rd.msgs[i]);
-            else send_msg(n, rd.msgs[i], 0);
+            tn_raft_msg *m = rd.msgs[i];
+            if (n->fatal) tn_raft_msg_free(m);
+            else if (m->type == TN_MSG_APP && m->n_entries == 0 && rd.n_committed && n_later < TN_RAFT_MAX_NODES)
+                later[n_later++] = m;
+            else send_msg(n, m, 0);
         }
         for (size_t i = 0; i < rd.n_msgs_after_persist; i++) {
             if (n->fatal) tn_raft_msg_free(rd.msgs_after_persist[i]);
             else send_msg(n, rd.msgs_after_persist[i], 1);
         }
+        if (!n->fatal)
+            for (size_t i = 0; i < rd.n_committed; i++) apply_entry(n, &rd.committed[i]);
+        for (size_t i = 0; i < n_later; i++) {
+            if (n->fatal) tn_raft_msg_free(later[i]);
+            else send_msg(n, later[i], 0);
+        }
         if (n->fatal) return;
-        for (size_t i = 0; i < rd.n_committed; i++) apply_entry(n, &rd.committed[i]);
         for (size_t i = 0; i < rd.n_read_states; i++) handle_read_state(n, &rd.read_states[i]);
         if (rd.soft_changed) on_soft_change(n, rd.role, rd.leader);
         if (rd.n_committed && tn_raft_applied(r) >= n->last_snap_index + n->cfg.snapshot_entries)
