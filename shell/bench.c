@@ -18,6 +18,7 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,13 @@ typedef struct worker {
     uint64_t errors, conflicts, misses;
     char *first_error; /* malloc'd */
     int open_failed;
+    /* event-driven mode (see run_async) */
+    struct async_run *run;
+    tn_wr req_buf;
+    long long t0;
+    atomic_int issuing; /* ISSUE_* */
+    int finished;       /* set by the last answer's callback */
+    int has_thread;
 } worker;
 
 static long long mono_ns(void)
@@ -144,12 +152,24 @@ enum outcome { OK, CONFLICT, FAILED };
 
 /* Sends req and classifies the answer. With entries_out, the decoded response stays in *r for the caller
  * (who clears it) when the outcome is OK. */
+static int classify(worker *w, int rc, const uint8_t *resp, size_t len, const char *errmsg, tn_resp *r, int keep);
+
 static int run(worker *w, tn_req *req, tn_wr *resp, tn_resp *r, int keep)
 {
     char *err = NULL;
     resp->len = 0;
     int rc = target_call(&w->t, req, resp, &err);
-    if (rc == TN_SUCCESS && tn_resp_decode(resp->p, resp->len, r) != TN_SUCCESS) rc = TN_BAD_REQUEST;
+    int o = classify(w, rc, resp->p, resp->len, err, r, keep);
+    sqlite3_free(err);
+    return o;
+}
+
+/* The outcome of one answer (rc and response bytes, or errmsg). With keep, the decoded response stays in
+ * *r for the caller (who clears it) when the outcome is OK. */
+static int classify(worker *w, int rc, const uint8_t *resp, size_t len, const char *errmsg, tn_resp *r, int keep)
+{
+    char *err = errmsg ? sqlite3_mprintf("%s", errmsg) : NULL;
+    if (rc == TN_SUCCESS && tn_resp_decode(resp, len, r) != TN_SUCCESS) rc = TN_BAD_REQUEST;
     else if (rc == TN_SUCCESS) {
         int worst = r->code;
         for (size_t i = 0; i < r->n_results && worst == TN_SUCCESS; i++)
@@ -175,6 +195,37 @@ static int run(worker *w, tn_req *req, tn_wr *resp, tn_resp *r, int keep)
     return FAILED;
 }
 
+/* Fills req (ops[0], key in k1) with one put, get or cas of a random key. */
+static void simple_op(worker *w, int op, tn_op *ops, char *k1, tn_req *req)
+{
+    const bench_cfg *cfg = w->cfg;
+    memset(ops, 0, 2 * sizeof *ops);
+    memset(req, 0, sizeof *req);
+    make_key(cfg, (long)(rng_next(&w->rng) % (uint64_t)cfg->keys), k1);
+    ops[0].key = (const uint8_t *)k1;
+    ops[0].key_len = (size_t)cfg->key_size;
+    req->ops = ops;
+    req->n_ops = 1;
+    switch (op) {
+    case OP_PUT:
+        ops[0].opcode = TN_OP_KV_PUT;
+        ops[0].value = w->value;
+        ops[0].value_len = (size_t)cfg->value_size;
+        break;
+    case OP_GET:
+        ops[0].opcode = TN_OP_KV_GET;
+        req->read_mode = cfg->stale ? TN_READ_STALE : TN_READ_LINEARIZABLE;
+        break;
+    default: /* OP_CAS */
+        ops[0].opcode = TN_OP_KV_CAS;
+        ops[0].expect = w->value;
+        ops[0].expect_len = (size_t)cfg->value_size;
+        ops[0].value = w->value;
+        ops[0].value_len = (size_t)cfg->value_size;
+        break;
+    }
+}
+
 static int do_op(worker *w, int op, tn_wr *resp)
 {
     const bench_cfg *cfg = w->cfg;
@@ -182,31 +233,11 @@ static int do_op(worker *w, int op, tn_wr *resp)
     tn_op ops[2];
     tn_req req;
     tn_resp r;
-    memset(ops, 0, sizeof ops);
-    memset(&req, 0, sizeof req);
-    make_key(cfg, (long)(rng_next(&w->rng) % (uint64_t)cfg->keys), k1);
-    ops[0].key = (const uint8_t *)k1;
-    ops[0].key_len = (size_t)cfg->key_size;
-    req.ops = ops;
-    req.n_ops = 1;
-    switch (op) {
-    case OP_PUT:
-        ops[0].opcode = TN_OP_KV_PUT;
-        ops[0].value = w->value;
-        ops[0].value_len = (size_t)cfg->value_size;
-        return run(w, &req, resp, &r, 0);
-    case OP_GET:
-        ops[0].opcode = TN_OP_KV_GET;
-        req.read_mode = cfg->stale ? TN_READ_STALE : TN_READ_LINEARIZABLE;
-        return run(w, &req, resp, &r, 0);
-    case OP_CAS:
-        ops[0].opcode = TN_OP_KV_CAS;
-        ops[0].expect = w->value;
-        ops[0].expect_len = (size_t)cfg->value_size;
-        ops[0].value = w->value;
-        ops[0].value_len = (size_t)cfg->value_size;
-        return run(w, &req, resp, &r, 0);
-    default: { /* OP_TXN */
+    simple_op(w, op == OP_TXN ? OP_GET : op, ops, k1, &req);
+    if (op != OP_TXN) return run(w, &req, resp, &r, 0);
+    /* txn: read two keys (linearizably), then write both on the revisions read */
+    req.read_mode = TN_READ_LINEARIZABLE;
+    {
         long a = (long)(rng_next(&w->rng) % (uint64_t)cfg->keys);
         make_key(cfg, a, k2);
         if (strcmp(k1, k2) == 0) make_key(cfg, (a + 1) % cfg->keys, k2);
@@ -233,7 +264,6 @@ static int do_op(worker *w, int op, tn_wr *resp)
         }
         return run(w, &req, resp, &r, 0);
     }
-    }
 }
 
 static int pick_op(worker *w)
@@ -241,6 +271,25 @@ static int pick_op(worker *w)
     if (w->cfg->op != OP_MIX) return w->cfg->op;
     uint64_t p = rng_next(&w->rng) % 100;
     return p < 50 ? OP_GET : p < 80 ? OP_PUT : p < 90 ? OP_CAS : OP_TXN;
+}
+
+/* Counts one finished operation. -1 when the latency array cannot grow (the client stops). */
+static int record(worker *w, int outcome, long long ns)
+{
+    if (outcome == FAILED) {
+        w->errors++;
+        return 0;
+    }
+    if (outcome == CONFLICT) w->conflicts++;
+    if (w->n_lat == w->cap_lat) {
+        size_t cap = w->cap_lat ? w->cap_lat * 2 : 4096;
+        uint64_t *grown = realloc(w->lat_ns, cap * sizeof *grown);
+        if (!grown) return -1;
+        w->lat_ns = grown;
+        w->cap_lat = cap;
+    }
+    w->lat_ns[w->n_lat++] = (uint64_t)ns;
+    return 0;
 }
 
 static void *worker_main(void *arg)
@@ -252,23 +301,105 @@ static void *worker_main(void *arg)
         int op = pick_op(w);
         long long t0 = mono_ns();
         int o = do_op(w, op, &resp);
-        long long t1 = mono_ns();
-        if (o == FAILED) {
-            w->errors++;
-            continue;
-        }
-        if (o == CONFLICT) w->conflicts++;
-        if (w->n_lat == w->cap_lat) {
-            size_t cap = w->cap_lat ? w->cap_lat * 2 : 4096;
-            uint64_t *grown = realloc(w->lat_ns, cap * sizeof *grown);
-            if (!grown) break;
-            w->lat_ns = grown;
-            w->cap_lat = cap;
-        }
-        w->lat_ns[w->n_lat++] = (uint64_t)(t1 - t0);
+        if (record(w, o, mono_ns() - t0) != 0) break;
     }
     tn_wr_free(&resp);
     return NULL;
+}
+
+/* ---- event-driven clients ----
+ * put, get and cas against a cluster are single requests, so a client needs no thread of its own: each
+ * answer (on an nng thread) records the operation and sends the client's next one, as a load generator
+ * like wrk does. Every client still has its own connections and session, and one operation in flight. */
+
+enum { ISSUE_IDLE, ISSUE_BUSY, ISSUE_AGAIN };
+
+typedef struct async_run {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int running; /* clients whose last operation has not finished */
+} async_run;
+
+static void async_issue(worker *w);
+
+static void async_stop(worker *w)
+{
+    async_run *ar = w->run;
+    pthread_mutex_lock(&ar->mu);
+    if (--ar->running == 0) pthread_cond_signal(&ar->cv);
+    pthread_mutex_unlock(&ar->mu);
+}
+
+static void async_done(void *arg, int rc, const uint8_t *resp, size_t len, const char *errmsg)
+{
+    worker *w = arg;
+    long long t1 = mono_ns();
+    tn_resp r;
+    int o = classify(w, rc, resp, len, rc == TN_SUCCESS ? NULL : errmsg, &r, 0);
+    w->finished = record(w, o, t1 - w->t0) != 0 || t1 >= w->end_ns;
+    /* Answered while async_issue is still inside tn_cluster_call_async (on this or another thread): it
+     * goes on (next operation or stop) when it sees ISSUE_AGAIN; otherwise this callback does. Only one
+     * of the two touches w afterwards, so the last async_stop is the last touch of w. */
+    int expected = ISSUE_BUSY;
+    if (atomic_compare_exchange_strong(&w->issuing, &expected, ISSUE_AGAIN)) return;
+    if (w->finished) async_stop(w);
+    else async_issue(w);
+}
+
+/* Sends the client's next operation; loops instead of recursing when calls end at once. */
+static void async_issue(worker *w)
+{
+    for (;;) {
+        char k1[64];
+        tn_op ops[2];
+        tn_req req;
+        simple_op(w, w->cfg->op, ops, k1, &req);
+        req.req_id = ++w->t.next_req;
+        req.client_id = tn_cluster_client_id(w->t.cl);
+        if (tn_req_is_write(&req)) req.seq = tn_cluster_next_seq(w->t.cl);
+        w->req_buf.len = 0;
+        int rc = tn_req_encode(&req, &w->req_buf);
+        w->t0 = mono_ns();
+        atomic_store(&w->issuing, ISSUE_BUSY);
+        if (rc == TN_SUCCESS) rc = tn_cluster_call_async(w->t.cl, &w->req_buf, async_done, w);
+        if (rc != TN_SUCCESS) {
+            atomic_store(&w->issuing, ISSUE_IDLE);
+            if (!w->first_error) w->first_error = strdup(tn_code_name(rc));
+            if (record(w, FAILED, 0) != 0 || mono_ns() >= w->end_ns) {
+                async_stop(w);
+                return;
+            }
+            continue;
+        }
+        int expected = ISSUE_BUSY;
+        if (atomic_compare_exchange_strong(&w->issuing, &expected, ISSUE_IDLE)) return; /* callback goes on */
+        atomic_store(&w->issuing, ISSUE_IDLE);                                          /* ISSUE_AGAIN: we do */
+        if (w->finished) {
+            async_stop(w);
+            return;
+        }
+    }
+}
+
+/* Runs the clients event-driven until end; returns when every one has finished. */
+static void run_async(worker *w, int n, long long end)
+{
+    async_run ar;
+    pthread_mutex_init(&ar.mu, NULL);
+    pthread_cond_init(&ar.cv, NULL);
+    ar.running = n;
+    for (int i = 0; i < n; i++) {
+        w[i].run = &ar;
+        w[i].end_ns = end;
+        tn_wr_init(&w[i].req_buf);
+    }
+    for (int i = 0; i < n; i++) async_issue(&w[i]);
+    pthread_mutex_lock(&ar.mu);
+    while (ar.running > 0) pthread_cond_wait(&ar.cv, &ar.mu);
+    pthread_mutex_unlock(&ar.mu);
+    for (int i = 0; i < n; i++) tn_wr_free(&w[i].req_buf);
+    pthread_mutex_destroy(&ar.mu);
+    pthread_cond_destroy(&ar.cv);
 }
 
 /* mkdir bench, then (unless only puts run) every key in batches, through t (which the caller keeps open
@@ -491,16 +622,23 @@ int cmd_bench(int argc, char **argv)
     }
     start = mono_ns();
     end = start + (long long)(cfg.seconds * 1e9);
+    if (cfg.urls && cfg.op != OP_TXN && cfg.op != OP_MIX) {
+        run_async(w, cfg.clients, end);
+        started = cfg.clients;
+        goto join;
+    }
     for (int i = 0; i < cfg.clients; i++) {
         w[i].end_ns = end;
         if (pthread_create(&w[i].thread, NULL, worker_main, &w[i]) != 0) {
             cli_fail("cannot start client thread %d", i);
             break;
         }
+        w[i].has_thread = 1;
         started++;
     }
 join:
-    for (int i = 0; i < started; i++) pthread_join(w[i].thread, NULL);
+    for (int i = 0; i < started; i++)
+        if (w[i].has_thread) pthread_join(w[i].thread, NULL);
     if (started < cfg.clients) goto done;
     double elapsed = (double)(mono_ns() - start) / 1e9;
     size_t total = 0;
