@@ -31,6 +31,7 @@ typedef struct progress {
     inflight infl[MAX_INFLIGHT];
     uint32_t infl_start, infl_count;
     uint64_t infl_bytes;
+    uint64_t commit_sent; /* highest commit index this peer can have learnt from our messages this term */
 } progress;
 
 typedef struct pending_read {
@@ -222,6 +223,7 @@ static progress *pr_get(const tn_raft *r, uint64_t id)
 static void pr_reset(tn_raft *r, progress *p)
 {
     p->match = 0;
+    p->commit_sent = 0;
     p->next = last_index(r) + 1;
     p->state = PR_PROBE;
     p->probe_sent = 0;
@@ -422,6 +424,9 @@ static int send_append(tn_raft *r, progress *p, int send_if_empty)
     m->index = prev;
     m->log_term = prev_term;
     m->commit = r->commit;
+    /* the peer takes min(commit, last index of this message) if it accepts the message */
+    uint64_t learnt = prev + n < r->commit ? prev + n : r->commit;
+    if (learnt > p->commit_sent) p->commit_sent = learnt;
     uint8_t *d = (uint8_t *)m->buf + n * sizeof(tn_raft_entry);
     for (size_t i = 0; i < n; i++) {
         const tn_raft_entry *e = entry_at(r, p->next + i);
@@ -463,6 +468,7 @@ static void send_heartbeat(tn_raft *r, progress *p, uint64_t ctx)
     tn_raft_msg *m = new_msg(r, TN_MSG_HB, p->id);
     if (!m) return;
     m->commit = p->match < r->commit ? p->match : r->commit;
+    if (m->commit > p->commit_sent) p->commit_sent = m->commit;
     m->ctx = ctx;
     m->index = r->now;
     send(r, m);
@@ -905,8 +911,11 @@ static void leader_append_resp(tn_raft *r, progress *p, const tn_raft_msg *m)
         sent = 1;
         if (p->state != PR_REPLICATE || p->next > last_index(r)) break;
     }
-    /* a peer that just caught up after a pause learns the commit index now, not at the next heartbeat */
-    if (!sent && was_paused && changed) send_append(r, p, 1);
+    /* A peer that just caught up after a pause, or whose entries were committed (by other acks) before its
+     * own ack came, learns the commit index now, not at the next heartbeat: a write forwarded by it or a
+     * ReadIndex read on it waits for exactly that. */
+    uint64_t can_learn = p->match < r->commit ? p->match : r->commit;
+    if (!sent && changed && (was_paused || can_learn > p->commit_sent)) send_append(r, p, 1);
 }
 
 static void step_leader(tn_raft *r, const tn_raft_msg *m)
