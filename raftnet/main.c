@@ -39,6 +39,7 @@ typedef struct opts {
     uint64_t snapshot_entries;
     int learner;
     int request_timeout_ms;
+    uint32_t max_inflight;
 } opts;
 
 static void usage(FILE *f)
@@ -49,7 +50,8 @@ static void usage(FILE *f)
             "  --cluster-token T | --cluster-token-file F\n"
             "  --tls-cert F --tls-key F --tls-ca F   (for tls+tcp:// URLs)\n"
             "  --tick-ms N (10)  --election-ticks N (30)  --heartbeat-ticks N (3)\n"
-            "  --snapshot-entries N (100000)  --learner  --request-timeout-ms N (5000)\n");
+            "  --snapshot-entries N (100000)  --learner  --request-timeout-ms N (5000)\n"
+            "  --max-inflight N (1)  append messages in flight per follower\n");
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -96,6 +98,7 @@ static int set_opt(opts *o, const char *key, const char *val, char *err, size_t 
     else if (!strcmp(key, "election-ticks")) { bad = parse_u64(val, &v) || v < 2 || v > 100000; o->election_ticks = (uint32_t)v; }
     else if (!strcmp(key, "heartbeat-ticks")) { bad = parse_u64(val, &v) || !v || v > 100000; o->heartbeat_ticks = (uint32_t)v; }
     else if (!strcmp(key, "snapshot-entries")) bad = parse_u64(val, &o->snapshot_entries) || !o->snapshot_entries;
+    else if (!strcmp(key, "max-inflight")) { bad = parse_u64(val, &v) || !v || v > 256; o->max_inflight = (uint32_t)v; }
     else if (!strcmp(key, "request-timeout-ms")) { bad = parse_u64(val, &v) || !v || v > 600000; o->request_timeout_ms = (int)v; }
     else {
         snprintf(err, errlen, "unknown option --%s", key);
@@ -571,6 +574,7 @@ int main(int argc, char **argv)
     cfg.snapshot_entries = o.snapshot_entries;
     cfg.learner = o.learner;
     cfg.request_timeout_ms = o.request_timeout_ms;
+    cfg.max_inflight = o.max_inflight;
 
     /* Signals are taken synchronously by this thread: block them before any other thread exists. */
     sigset_t set;

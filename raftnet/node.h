@@ -77,6 +77,7 @@ typedef struct tn_node_config {
     uint64_t snapshot_entries; /* 0 = 100000 */
     int learner;               /* joining an existing cluster: peers are its current members */
     int request_timeout_ms;    /* 0 = 5000 */
+    uint32_t max_inflight;     /* append messages in flight per follower; 0 = 1 (see node.c) */
 } tn_node_config;
 
 typedef struct tn_node tn_node;
