@@ -1,8 +1,10 @@
 /* bench.c — `tarn bench`: N concurrent clients issue one kind of operation (or a mix) against a cluster
  * or the embedded engine for a fixed time, then throughput and latency percentiles are printed.
  *
- * Each client is a thread with its own target: its own tn_cluster (own sockets, own session) or its own
- * session on the process's embedded engine "bench". Keys are "bench.<zero-padded number>" of exactly
+ * Each client has its own target: its own tn_cluster (own sockets, own session) or its own session on the
+ * process's embedded engine "bench". Against a cluster, put/get/cas clients are event-driven (each answer
+ * sends that client's next request from nng's callback, one request in flight per client, like wrk);
+ * txn and mix clients, and every embedded client, are threads. Keys are "bench.<zero-padded number>" of exactly
  * --key-size bytes, drawn uniformly from --keys; values are --value-size bytes. get, cas, txn and mix first
  * load every key (batched puts), so reads find data. Operations:
  *   put   KV_PUT of a random key (unconditional)
