@@ -267,7 +267,7 @@ void tn_snapxfer_on_ack(tn_snapxfer *x, uint64_t from, const tn_snapack *a, int6
         xlog(x, "snapshot %" PRIu64 " to %" PRIu64 ": the receiver holds only %" PRIu64 " bytes now (had %" PRIu64
                 "); continuing there", t->index, from, a->have, t->acked);
         t->acked = t->next = a->have;
-        t->rewound = 0;
+        t->rewound = 1; /* chunks still in flight will be refused too: one rewind is enough */
         t->progress_ms = now_ms;
     } else if (t->next > a->have && !t->rewound) {
         t->next = a->have; /* a chunk was refused after a hole: send again from what it holds */
