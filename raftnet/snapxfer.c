@@ -85,6 +85,8 @@ typedef struct xfer {
     uint64_t next;       /* next byte to send */
     int probing;         /* waiting for the receiver to say where it stands */
     int rewound;         /* went back to `acked` after a refused chunk; again only after an advance */
+    int done;            /* delivered: kept for stall_ms so the core's late re-request sends nothing */
+    int64_t done_ms;
     int64_t progress_ms; /* last advance (or probe sent) */
     int64_t request_ms;  /* last time the core asked for this transfer */
 } xfer;
@@ -176,7 +178,7 @@ static void send_probe(tn_snapxfer *x, xfer *t, int64_t now_ms)
 static int pump(tn_snapxfer *x, xfer *t)
 {
     uint64_t window = (uint64_t)x->o.window * x->o.chunk;
-    while (!t->probing && t->next < t->total && t->next - t->acked < window) {
+    while (!t->done && !t->probing && t->next < t->total && t->next - t->acked < window) {
         uint64_t want64 = t->total - t->next;
         size_t want = want64 < x->o.chunk ? (size_t)want64 : x->o.chunk, got = 0;
         if (tn_snapreader_read(t->rdr, t->next, x->buf, want, &got) != TN_SUCCESS || got != want) {
@@ -195,6 +197,10 @@ int tn_snapxfer_start(tn_snapxfer *x, const char *snap_dir, uint64_t to, uint64_
                       uint64_t snap_term, int64_t now_ms)
 {
     xfer *t = find(x, to);
+    if (t && t->done && (t->index != index || t->snap_term != snap_term || now_ms - t->done_ms >= x->o.stall_ms)) {
+        drop(x, t); /* asked again well after delivery: the receiver may have lost it; it will say so */
+        t = NULL;
+    }
     if (t && t->index == index && t->snap_term == snap_term) {
         if (term > t->term) t->term = term;
         t->request_ms = now_ms;
@@ -244,10 +250,13 @@ int tn_snapxfer_start(tn_snapxfer *x, const char *snap_dir, uint64_t to, uint64_
 void tn_snapxfer_on_ack(tn_snapxfer *x, uint64_t from, const tn_snapack *a, int64_t now_ms)
 {
     xfer *t = find(x, from);
-    if (!t || a->index != t->index || a->snap_term != t->snap_term || a->have > t->total) return;
+    if (!t || t->done || a->index != t->index || a->snap_term != t->snap_term || a->have > t->total) return;
     if (a->have == t->total) {
         xlog(x, "snapshot %" PRIu64 " delivered to %" PRIu64 " (%" PRIu64 " bytes)", t->index, from, t->total);
-        drop(x, t);
+        t->done = 1;
+        t->done_ms = now_ms;
+        tn_snapreader_close(t->rdr);
+        t->rdr = NULL;
         return;
     }
     if (t->probing) {
@@ -280,6 +289,11 @@ void tn_snapxfer_tick(tn_snapxfer *x, int64_t now_ms)
 {
     for (size_t i = 0; i < x->n;) {
         xfer *t = &x->xs[i];
+        if (t->done) {
+            if (now_ms - t->done_ms >= x->o.stall_ms) drop(x, t); /* slot i now holds another transfer */
+            else i++;
+            continue;
+        }
         if (now_ms - t->request_ms >= x->o.abandon_ms) {
             xlog(x, "snapshot %" PRIu64 " to %" PRIu64 " abandoned (no longer requested)", t->index, t->to);
             drop(x, t);
@@ -312,5 +326,6 @@ int tn_snapxfer_info_of(const tn_snapxfer *x, uint64_t to, tn_snapxfer_info *inf
     info->acked = t->acked;
     info->next = t->next;
     info->probing = t->probing;
+    info->done = t->done;
     return TN_SUCCESS;
 }

@@ -21,7 +21,9 @@
  *            bytes past it are in flight means the receiver refused a chunk after a hole (a lost chunk):
  *            sending goes back to `have`, once until the next advance. An ack below the acknowledged
  *            offset means the receiver lost its partial file: sending restarts there. have = total ends
- *            the transfer (the receiver's Raft core reports the install to ours with an append response).
+ *            the transfer (the receiver's Raft core reports the install to ours with an append response);
+ *            for stall_ms afterwards a request for the same snapshot (the core had not heard yet) sends
+ *            nothing, later it starts a new transfer, whose probe the receiver answers with have = total.
  *   tick     no advance for stall_ms: back to PROBING at the acknowledged offset (a probe every stall_ms
  *            until the receiver answers, e.g. after it restarted). A transfer the core has not asked for
  *            in abandon_ms (the peer was removed, or the core gave up) is dropped.
@@ -119,6 +121,7 @@ typedef struct tn_snapxfer_info {
     uint64_t acked; /* the receiver holds [0, acked) */
     uint64_t next;  /* next byte to send */
     int probing;
+    int done;       /* delivered (kept for stall_ms, then forgotten) */
 } tn_snapxfer_info;
 
 /* SUCCESS with *info filled, or NOT_FOUND (no transfer to `to`). */

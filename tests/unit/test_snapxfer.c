@@ -306,12 +306,24 @@ static void test_windowed_transfer(void **state)
     assert_non_null(strstr(f->log, "snapshot 50 delivered to 7"));
     assert_null(strstr(f->log, "resuming"));
     tn_snapxfer_info info;
-    assert_int_equal(tn_snapxfer_info_of(f->x, PEER, &info), TN_NOT_FOUND);
-    /* asked again after delivery (the core had not heard yet): the receiver says it has it all */
+    assert_int_equal(tn_snapxfer_info_of(f->x, PEER, &info), TN_SUCCESS);
+    assert_true(info.done);
+    /* asked again right after delivery (the core had not heard yet): nothing is sent */
     assert_int_equal(tn_snapxfer_start(f->x, f->src, PEER, 3, 50, 3, 100), TN_SUCCESS);
-    deliver(f, 10, 101);
-    assert_int_equal(tn_snapxfer_info_of(f->x, PEER, &info), TN_NOT_FOUND);
     assert_int_equal(f->q_n, 0);
+    tn_snapxfer_tick(f->x, 100);
+    assert_int_equal(f->q_n, 0);
+    /* a delivered transfer is forgotten after stall_ms */
+    tn_snapxfer_tick(f->x, 100 + STALL_MS);
+    assert_int_equal(tn_snapxfer_info_of(f->x, PEER, &info), TN_NOT_FOUND);
+    /* asked again later: a new probe, which the receiver answers with "all of it" */
+    assert_int_equal(tn_snapxfer_start(f->x, f->src, PEER, 3, 50, 3, 200 + STALL_MS), TN_SUCCESS);
+    assert_int_equal(f->q_n, 1);
+    deliver(f, 10, 201 + STALL_MS);
+    assert_int_equal(tn_snapxfer_info_of(f->x, PEER, &info), TN_SUCCESS);
+    assert_true(info.done);
+    assert_int_equal(f->q_n, 0);
+    assert_int_equal(f->data_sent, (f->total + CHUNK - 1) / CHUNK); /* still every byte once */
 }
 
 static void test_lost_chunk_is_resent_without_waiting(void **state)
