@@ -113,9 +113,9 @@ struct tn_node {
     pid_t snap_child;               /* background snapshot writer (fork), 0 = none */
     uint64_t snap_child_index, snap_child_term;
     tn_snapwriter *snapw;           /* InstallSnapshot being received in chunks */
-    tn_snapxfer *xfer;              /* InstallSnapshot streams this node sends (created on first use) */
     uint64_t snapw_index, snapw_term, snapw_total;
     uint64_t chunk_installed_index;  /* snapshot file already installed by the chunk receiver */
+    tn_snapxfer *xfer;              /* InstallSnapshot streams this node sends (created on first use) */
     tn_raft_role role;
     uint64_t leader;
     int fatal;
@@ -593,8 +593,7 @@ static void send_encoded(tn_node *n, uint64_t to, const uint8_t *b, size_t len)
 /* InstallSnapshot in chunks (snapxfer.h): the snapshot FILE (snapfile.h) travels in chunks of at most
  * 1 MiB, a window of them in flight per peer, each acknowledged by the receiver with the number of leading
  * bytes it holds durably; a restarted transfer continues from there instead of byte 0. The receiver writes
- * them with a tn_snapwriter and, once complete and verified, steps the equivalent TN_MSG_SNAP into its core.
- * Returns 0 if the transfer runs, -1 if the caller should send the whole Raft message instead. */
+ * them with a tn_snapwriter and, once complete and verified, steps the equivalent TN_MSG_SNAP into its core. */
 static int xfer_send(void *arg, uint64_t to, const uint8_t *payload, size_t len)
 {
     tn_node *n = arg;
@@ -606,6 +605,8 @@ static void xfer_log(void *arg, const char *line)
     nlog(arg, "%s", line);
 }
 
+/* Returns 0 if the transfer runs (started, or continuing), -1 if the caller should send the whole Raft
+ * message instead (the newest snapshot file is not the core's snapshot, or it cannot be read). */
 static int send_snapshot_chunks(tn_node *n, const tn_raft_msg *m)
 {
     if (!n->xfer) {
