@@ -17,6 +17,7 @@
 #include "logstore.h"
 #include "sm.h"
 #include "snapfile.h"
+#include "snapxfer.h"
 #include "status.h"
 #include "tn_code.h"
 #include "tree.h"
@@ -26,9 +27,9 @@
 #define EXPIRY_BATCH 256
 #define MAX_URL 1024
 #define READ_BATCH_BYTES (64u << 20)
-#define SNAP_CHUNK (1u << 20)
-/* Peer payloads are Raft messages (first byte = TN_RAFT_MSG_VERSION) or snapshot chunks (this byte). */
-#define CHUNK_MAGIC 0xC7
+/* Peer payloads are Raft messages (first byte = TN_RAFT_MSG_VERSION) or snapshot chunks and their
+ * acknowledgements (this byte, snapxfer.h). */
+#define CHUNK_MAGIC TN_SNAPXFER_MAGIC
 
 enum ev_kind { EV_PEER = 1, EV_CLIENT = 2, EV_SYNCED = 3 };
 
@@ -116,6 +117,7 @@ struct tn_node {
     tn_snapwriter *snapw;           /* InstallSnapshot being received in chunks */
     uint64_t snapw_index, snapw_term, snapw_total;
     uint64_t chunk_installed_index;  /* snapshot file already installed by the chunk receiver */
+    tn_snapxfer *xfer;              /* InstallSnapshot streams this node sends (created on first use) */
     tn_raft_role role;
     uint64_t leader;
     int fatal;
@@ -595,46 +597,64 @@ static void send_encoded(tn_node *n, uint64_t to, const uint8_t *b, size_t len)
     (void)rc; /* loss is tolerated by Raft; unknown peers are members without a URL yet */
 }
 
-/* InstallSnapshot in chunks: the snapshot FILE (snapfile.h) travels in SNAP_CHUNK pieces, each a peer
- * payload CHUNK_MAGIC 'S' 1 term snap_index snap_term total offset (varints) + bytes. The receiver writes
- * them with a tn_snapwriter (bytes it already holds durably are skipped, so a retried or resumed transfer
- * rewrites nothing) and, once complete and verified, steps the equivalent TN_MSG_SNAP into its core.
- * Returns 0 if the chunks were queued, -1 if the caller should send the whole Raft message instead. */
+/* InstallSnapshot in chunks (snapxfer.h): the snapshot FILE (snapfile.h) travels in chunks of at most
+ * 1 MiB, a window of them in flight per peer, each acknowledged by the receiver with the number of leading
+ * bytes it holds durably; a restarted transfer continues from there instead of byte 0. The receiver writes
+ * them with a tn_snapwriter and, once complete and verified, steps the equivalent TN_MSG_SNAP into its core. */
+static int xfer_send(void *arg, uint64_t to, const uint8_t *payload, size_t len)
+{
+    tn_node *n = arg;
+    return n->tr ? tn_transport_send_peer(n->tr, to, payload, len) : TN_UNAVAILABLE;
+}
+
+static void xfer_log(void *arg, const char *line)
+{
+    nlog(arg, "%s", line);
+}
+
+/* Returns 0 if the transfer runs (started, or continuing), -1 if the caller should send the whole Raft
+ * message instead (the newest snapshot file is not the core's snapshot, or it cannot be read). */
 static int send_snapshot_chunks(tn_node *n, const tn_raft_msg *m)
 {
-    tn_snapreader *rdr = NULL;
-    tn_snap_meta meta;
-    char err[256];
-    uint8_t *buf = malloc(SNAP_CHUNK);
-    int rc = -1;
-    if (!buf) return -1;
-    if (tn_snapreader_open(n->snap_dir, &rdr, &meta, err, sizeof err) != TN_SUCCESS) goto done;
-    if (meta.index != m->snap.index || meta.term != m->snap.term) goto done;
-    for (uint64_t off = 0; off < meta.file_size;) {
-        size_t got = 0;
-        if (tn_snapreader_read(rdr, off, buf, SNAP_CHUNK, &got) != TN_SUCCESS || got == 0) goto done;
-        tn_wr w;
-        tn_wr_init(&w);
-        tn_wr_u8(&w, CHUNK_MAGIC);
-        tn_wr_u8(&w, 'S');
-        tn_wr_u8(&w, 1);
-        tn_wr_varint(&w, m->term);
-        tn_wr_varint(&w, meta.index);
-        tn_wr_varint(&w, meta.term);
-        tn_wr_varint(&w, meta.file_size);
-        tn_wr_varint(&w, off);
-        tn_wr_raw(&w, buf, got);
-        if (!w.oom) send_encoded(n, m->to, w.p, w.len);
-        tn_wr_free(&w);
-        off += got;
+    if (!n->xfer) {
+        tn_snapxfer_opts o = {0};
+        o.send = xfer_send;
+        o.log = xfer_log;
+        o.arg = n;
+        n->xfer = tn_snapxfer_new(&o);
+        if (!n->xfer) return -1;
     }
-    nlog(n, "sending snapshot %" PRIu64 " (%" PRIu64 " bytes in %u KiB chunks) to %" PRIu64, meta.index,
-         meta.file_size, SNAP_CHUNK / 1024, m->to);
-    rc = 0;
-done:
-    tn_snapreader_close(rdr);
-    free(buf);
-    return rc;
+    int rc = tn_snapxfer_start(n->xfer, n->snap_dir, m->to, m->term, m->snap.index, m->snap.term, mono_ms());
+    return rc == TN_SUCCESS ? 0 : -1;
+}
+
+/* Loop tick: stalled transfers ask again; a node that is not the leader sends none. */
+static void snapshot_send_tick(tn_node *n, int64_t now)
+{
+    if (!n->xfer) return;
+    if (tn_raft_role_of(n->raft) != TN_LEADER) tn_snapxfer_cancel(n->xfer, 0);
+    else tn_snapxfer_tick(n->xfer, now);
+}
+
+static void on_snapshot_ack(tn_node *n, uint64_t from, const uint8_t *p, size_t len)
+{
+    tn_snapack a;
+    if (tn_snapack_decode(p, len, &a) != TN_SUCCESS) {
+        nlog(n, "dropping a malformed snapshot acknowledgement from %" PRIu64 " (%zu bytes)", from, len);
+        return;
+    }
+    if (n->xfer && tn_raft_role_of(n->raft) == TN_LEADER) tn_snapxfer_on_ack(n->xfer, from, &a, mono_ms());
+}
+
+/* Tells the sender how many leading bytes of snapshot (index, sterm) this node holds durably. */
+static void send_snapshot_ack(tn_node *n, uint64_t to, uint64_t index, uint64_t sterm, uint64_t have)
+{
+    tn_snapack a = {tn_raft_term(n->raft), index, sterm, have};
+    tn_wr w;
+    tn_wr_init(&w);
+    tn_snapack_encode(&a, &w);
+    if (!w.oom) send_encoded(n, to, w.p, w.len);
+    tn_wr_free(&w);
 }
 
 static void snapw_drop(tn_node *n, int keep_part)
@@ -647,18 +667,18 @@ static void snapw_drop(tn_node *n, int keep_part)
 
 static void on_snapshot_chunk(tn_node *n, uint64_t from, const uint8_t *p, size_t len)
 {
-    tn_rd r;
+    tn_snapchunk c;
     char err[512];
-    tn_rd_init(&r, p, len);
-    tn_rd_raw(&r, 2);
-    uint8_t v = tn_rd_u8(&r);
-    uint64_t term = tn_rd_varint(&r);
-    uint64_t index = tn_rd_varint(&r);
-    uint64_t sterm = tn_rd_varint(&r);
-    uint64_t total = tn_rd_varint(&r);
-    uint64_t off = tn_rd_varint(&r);
-    if (r.err || v != 1 || p[1] != 'S' || term < tn_raft_term(n->raft)) return;
-    if (index <= tn_raft_commit(n->raft)) return; /* we already have that state */
+    if (tn_snapchunk_decode(p, len, &c) != TN_SUCCESS) {
+        nlog(n, "dropping a malformed snapshot chunk from %" PRIu64 " (%zu bytes)", from, len);
+        return;
+    }
+    uint64_t term = c.term, index = c.index, sterm = c.snap_term, total = c.total;
+    if (term < tn_raft_term(n->raft)) return; /* a deposed leader: its sender stops once it learns */
+    if (index <= tn_raft_commit(n->raft)) {
+        send_snapshot_ack(n, from, index, sterm, total); /* we already have that state: the sender is done */
+        return;
+    }
     if (n->snapw && (n->snapw_index != index || n->snapw_term != sterm || n->snapw_total != total))
         snapw_drop(n, 1);
     if (!n->snapw) {
@@ -674,18 +694,24 @@ static void on_snapshot_chunk(tn_node *n, uint64_t from, const uint8_t *p, size_
         if (tn_snapwriter_have(n->snapw))
             nlog(n, "resuming snapshot %" PRIu64 " transfer at byte %" PRIu64, index, tn_snapwriter_have(n->snapw));
     }
-    int rc = tn_snapwriter_write(n->snapw, off, p + r.off, len - r.off, err, sizeof err);
+    /* BAD_REQUEST = a hole after a lost chunk: the ack below tells the sender where to continue. Every
+     * write is fdatasync'd before it returns, so have() is durable when the ack leaves. */
+    int rc = tn_snapwriter_write(n->snapw, c.offset, c.data, c.len, err, sizeof err);
     if (rc == TN_IO_ERROR) {
         nlog(n, "error: snapshot transfer: %s", err);
         snapw_drop(n, 0);
         return;
     }
-    if (tn_snapwriter_have(n->snapw) < total) return; /* a hole (lost chunk) waits for the resend */
+    if (tn_snapwriter_have(n->snapw) < total) {
+        send_snapshot_ack(n, from, index, sterm, tn_snapwriter_have(n->snapw));
+        return;
+    }
     tn_snap_meta meta;
     tn_snapwriter *w = n->snapw;
     n->snapw = NULL;
     if (tn_snapwriter_finish(w, &meta, err, sizeof err) != TN_SUCCESS) {
         nlog(n, "error: snapshot transfer: %s", err);
+        send_snapshot_ack(n, from, index, sterm, 0); /* the .part is gone: start over */
         return;
     }
     uint8_t *conf = NULL, *data = NULL;
@@ -703,6 +729,7 @@ static void on_snapshot_chunk(tn_node *n, uint64_t from, const uint8_t *p, size_
         if (meta.data_len) memcpy((uint8_t *)m->snap_data, data, (size_t)meta.data_len);
         n->chunk_installed_index = index;
         tn_raft_step(n->raft, m);
+        send_snapshot_ack(n, from, index, sterm, total);
     } else if (rc != TN_SUCCESS) {
         nlog(n, "error: snapshot transfer: %s", err);
     }
@@ -1499,7 +1526,9 @@ static void *loop_main(void *arg)
             event *e = list;
             list = e->next;
             if (!n->fatal) {
-                if (e->kind == EV_PEER && e->len >= 3 && e->data[0] == CHUNK_MAGIC) {
+                if (e->kind == EV_PEER && e->len >= 3 && e->data[0] == CHUNK_MAGIC && e->data[1] == 'A') {
+                    on_snapshot_ack(n, e->from, e->data, e->len);
+                } else if (e->kind == EV_PEER && e->len >= 1 && e->data[0] == CHUNK_MAGIC) {
                     on_snapshot_chunk(n, e->from, e->data, e->len);
                 } else if (e->kind == EV_PEER) {
                     tn_raft_msg *m = NULL;
@@ -1532,6 +1561,7 @@ static void *loop_main(void *arg)
             if (now >= next_tick) next_tick = now + n->cfg.tick_ms;
             expire_waiters(n, now);
             snapshot_poll(n, 0);
+            snapshot_send_tick(n, now);
             if (now >= next_expiry) {
                 propose_expiries(n);
                 next_expiry = now + EXPIRY_EVERY_MS;
@@ -1632,6 +1662,7 @@ void tn_node_close(tn_node *n)
     for (size_t i = 0; i < n->n_held; i++) free(n->held[i].buf);
     free(n->held);
     snapw_drop(n, 1);
+    tn_snapxfer_free(n->xfer);
     tn_logstore_close(n->log);
     tn_raft_free(n->raft);
     tn_sm_free(n->sm);

@@ -44,11 +44,15 @@
  *   child serializes the copy-on-write state into a snapshot file and exits, the loop reaps it (polled
  *   every tick), reads the file back and compacts the core and the log store. ADMIN SNAPSHOT takes one
  *   synchronously on the loop thread (and answers when it is durable). InstallSnapshot: when the core emits
- *   TN_MSG_SNAP, the node streams its snapshot FILE in 1 MiB chunks (peer payload starting with byte 0xC7,
- *   see node.c) instead of the Raft message; the receiver writes them with a tn_snapwriter (bytes it
- *   already holds durably are skipped, so a retried or resumed transfer rewrites nothing), verifies the
- *   file and steps the equivalent TN_MSG_SNAP into its core. If the file does not match the core's
- *   snapshot, the whole Raft message is sent instead (<= 64 MiB).
+ *   TN_MSG_SNAP, the node streams its snapshot FILE in 1 MiB chunks instead of the Raft message (peer
+ *   payloads starting with byte 0xC7, snapxfer.h): the receiver writes them with a tn_snapwriter and
+ *   acknowledges each with how many leading bytes it holds durably; the sender keeps at most 4 chunks
+ *   unacknowledged per peer and RESUMES every restarted transfer (stall, retry by the core, restart of
+ *   either side: a new transfer begins with a probe the receiver answers with its offset) at the
+ *   receiver's offset instead of byte 0. The receiver's .part survives its restart. Once complete the file
+ *   is verified and the equivalent TN_MSG_SNAP is stepped into the receiver's core, whose append response
+ *   ends PR_SNAPSHOT on the leader. If the file does not match the core's snapshot, the whole Raft message
+ *   is sent instead (<= 64 MiB).
  *
  * Results are tn_code values; messages go to the caller's buffer or to stderr, one line per event:
  * "raftnet[<id>]: <event>".
