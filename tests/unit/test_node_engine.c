@@ -137,11 +137,33 @@ static void test_corrupt_log_refuses_to_open(void **state)
     tn_test_rmdir(dir);
 }
 
+static void test_data_dir_is_locked_while_open(void **state)
+{
+    (void)state;
+    char dir[64], ddir[96], err[256];
+    tn_engine *e, *other = NULL;
+    assert_int_equal(tn_test_tmpdir(dir, sizeof dir), 0);
+    snprintf(ddir, sizeof ddir, "%s/data", dir);
+    assert_int_equal(tn_engine_open_dir("lock-a", ddir, &e, err, sizeof err), TN_SUCCESS);
+    assert_int_equal(call_put(e, "k", "v"), TN_SUCCESS);
+    /* another engine (as another process would) cannot use the same directory */
+    assert_int_not_equal(tn_engine_open_dir("lock-b", ddir, &other, err, sizeof err), TN_SUCCESS);
+    assert_null(other);
+    assert_non_null(strstr(err, "locked"));
+    tn_engine_close(e);
+    /* once closed it can */
+    assert_int_equal(tn_engine_open_dir("lock-b", ddir, &other, err, sizeof err), TN_SUCCESS);
+    expect(other, "k", "v");
+    tn_engine_close(other);
+    tn_test_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_survives_reopen),
         cmocka_unit_test(test_corrupt_log_refuses_to_open),
+        cmocka_unit_test(test_data_dir_is_locked_while_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
