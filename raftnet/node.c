@@ -31,7 +31,7 @@
 /* Peer payloads are Raft messages (first byte = TN_RAFT_MSG_VERSION) or snapshot chunks (this byte). */
 #define CHUNK_MAGIC 0xC7
 /* In-memory nodes (no data_dir) compact the core's log behind the applied index this often. */
-#define MEM_COMPACT_EVERY 4096
+#define MEM_COMPACT_EVERY 512
 
 /* Where a client's answer goes: a transport request (p), or an in-process callback (fn, tn_node_submit). */
 typedef struct reply_to {
@@ -94,6 +94,11 @@ struct tn_node {
 
     member_url urls[TN_STATUS_MAX_MEMBERS];
     size_t n_urls;
+
+    /* Held by whoever runs the node: the loop thread while it handles inputs and ticks, or a caller of
+     * tn_node_submit on a node alone. Everything below marked loop-only is guarded by it. Order: loop_mu
+     * before mu. */
+    pthread_mutex_t loop_mu;
 
     /* queue (mutex mu) */
     pthread_mutex_t mu;
@@ -323,6 +328,7 @@ int tn_node_open(const tn_node_config *cfg, tn_node **out, char *err, size_t err
     n->rng = (unsigned)(cfg->id * 2654435761u) ^ (unsigned)wall_ms() ^ (unsigned)getpid();
     pthread_mutex_init(&n->mu, NULL);
     pthread_mutex_init(&n->dmu, NULL);
+    pthread_mutex_init(&n->loop_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1521,7 +1527,9 @@ static void *loop_main(void *arg)
     tn_node *n = arg;
     int64_t next_tick = mono_ms() + n->cfg.tick_ms;
     int64_t next_expiry = mono_ms() + EXPIRY_EVERY_MS;
+    pthread_mutex_lock(&n->loop_mu);
     process_ready(n);
+    pthread_mutex_unlock(&n->loop_mu);
     for (;;) {
         pthread_mutex_lock(&n->mu);
         while (!n->q_head && !n->stopping) {
@@ -1534,6 +1542,7 @@ static void *loop_main(void *arg)
         n->q_head = n->q_tail = NULL;
         int stop = n->stopping;
         pthread_mutex_unlock(&n->mu);
+        pthread_mutex_lock(&n->loop_mu);
         if (stop) {
             /* events left in the list are freed by tn_node_stop after the transport is closed */
             pthread_mutex_lock(&n->mu);
@@ -1546,6 +1555,7 @@ static void *loop_main(void *arg)
             }
             pthread_mutex_unlock(&n->mu);
             answer_local_requests(n);
+            pthread_mutex_unlock(&n->loop_mu);
             break;
         }
         while (list) {
@@ -1591,6 +1601,7 @@ static void *loop_main(void *arg)
             }
             process_ready(n);
         }
+        pthread_mutex_unlock(&n->loop_mu);
     }
     return NULL;
 }
@@ -1711,6 +1722,7 @@ void tn_node_close(tn_node *n)
     pthread_cond_destroy(&n->cv);
     pthread_cond_destroy(&n->dcv);
     pthread_rwlock_destroy(&n->sm_lock);
+    pthread_mutex_destroy(&n->loop_mu);
     free(n);
 }
 
@@ -1741,6 +1753,22 @@ void tn_node_submit(tn_node *n, const void *req, size_t len, uint64_t owner, tn_
     e->req = req;
     e->len = len;
     e->owner = owner;
+    if (!n->tr) {
+        /* Alone: run the request on the caller's thread (no thread hop: an in-memory write is applied and
+         * answered before this returns; a persistent one when the disk thread reports its sync). */
+        pthread_mutex_lock(&n->loop_mu);
+        pthread_mutex_lock(&n->mu);
+        int stopping = n->stopping;
+        pthread_mutex_unlock(&n->mu);
+        if (!stopping) {
+            free(e);
+            handle_client(n, rt, owner, req, len);
+            process_ready(n);
+            pthread_mutex_unlock(&n->loop_mu);
+            return;
+        }
+        pthread_mutex_unlock(&n->loop_mu);
+    }
     pthread_mutex_lock(&n->mu);
     if (n->stopping) {
         /* the loop is gone or going: nobody would answer (fatal is set before stopping, under mu) */

@@ -2,15 +2,17 @@
  * inside a process (the embedded engine, engine.h).
  *
  * ALONE (cfg.listen_url == NULL): no transport and no peers; the only voter is cfg.id. It campaigns at once
- *   on start and wins its own election. Requests come in through tn_node_submit (answered by a callback);
- *   once it has applied an entry of its term (tn_node_local_ready) reads may be served on the caller's
- *   thread by tn_node_read_local, under a lock the loop takes for each apply. It logs only errors.
+ *   on start and wins its own election. Requests come in through tn_node_submit (answered by a callback),
+ *   which runs them on the CALLER's thread while holding the node's loop lock (the loop thread takes the
+ *   same lock to handle its inputs and ticks), so an in-memory write costs no thread hop. Once the node has
+ *   applied an entry of its term (tn_node_local_ready) reads may be served on the caller's thread by
+ *   tn_node_read_local, under a lock each apply takes for writing. It logs only errors.
  *   Without cfg.data_dir it keeps everything in memory: no log store, hard state or snapshot files;
  *   appended entries count as durable at once, and the core's log is compacted behind the applied index
  *   every few thousand entries (no follower will ever need them). With a data_dir everything below holds.
  *
  * THREADS
- *   - The LOOP thread owns everything that matters: the Raft core, the state machine, the log store (it is
+ *   - The LOOP thread owns everything that matters (for a node ALONE: whoever holds the loop lock): the Raft core, the state machine, the log store (it is
  *     the log store's "owner thread"), the snapshot files, the hard-state file and the table of waiting
  *     client requests. Inputs reach it through one queue (mutex + condvar): peer messages and client
  *     requests (pushed by the transport's callbacks on nng threads), "durable up to N" from the disk thread,
@@ -114,9 +116,11 @@ void tn_node_on_fatal(tn_node *n, void (*fn)(void *arg), void *arg);
 void tn_node_close(tn_node *n);
 
 /* In-process requests (any thread, after tn_node_start). req (an encoded wire request) must stay valid
- * until done is called. done is called exactly once with the encoded response, which it must copy: on the
- * loop thread, or on the caller's thread before tn_node_submit returns when the node is stopping (or has
- * stopped on a fatal error: IO_ERROR) or out of memory. `owner` owns what a write creates (temp nodes)
+ * until done is called. done is called exactly once with the encoded response, which it must copy, and
+ * must not call into the node: on the caller's thread before tn_node_submit returns (a node alone answers
+ * what it can at once: in-memory writes, refusals; also a node stopping, or stopped on a fatal error:
+ * IO_ERROR), or later on the loop thread (a persistent write once synced, a timeout). With a transport
+ * the request always goes through the loop's queue. `owner` owns what a write creates (temp nodes)
  * when the request itself carries client_id 0; sessions (client_id, seq) work as over the network.
  * Requests still waiting when the loop stops get UNAVAILABLE (IO_ERROR after a fatal error). */
 typedef void (*tn_node_reply_fn)(void *arg, const uint8_t *resp, size_t len);
