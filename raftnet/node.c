@@ -115,6 +115,7 @@ struct tn_node {
     int threads_started;
 
     /* loop-only state */
+    int caller_syncs;    /* a tn_node_submit caller (node alone) will sync what it appends itself */
     uint64_t write_gen;  /* bumped on every append */
     uint64_t synced_gen; /* every write of a generation <= this is durable */
     held_msg *held;
@@ -1155,7 +1156,7 @@ static void process_ready(tn_node *n)
                     set_fatal(n, err);
                 } else {
                     n->write_gen++;
-                    request_sync(n);
+                    if (!n->caller_syncs) request_sync(n);
                 }
             }
         }
@@ -1762,9 +1763,27 @@ void tn_node_submit(tn_node *n, const void *req, size_t len, uint64_t owner, tn_
         pthread_mutex_unlock(&n->mu);
         if (!stopping) {
             free(e);
+            n->caller_syncs = 1;
             handle_client(n, rt, owner, req, len);
             process_ready(n);
+            n->caller_syncs = 0;
+            uint64_t gen = n->write_gen;
+            int need_sync = n->log && n->synced_gen < gen;
             pthread_mutex_unlock(&n->loop_mu);
+            if (need_sync) {
+                /* Sync here rather than through the disk thread and the loop (two thread hops per write);
+                 * concurrent callers share fdatasyncs inside the log store (group commit). */
+                event synced = {.kind = EV_SYNCED, .gen = gen, .rc = tn_logstore_sync(n->log, NULL)};
+                pthread_mutex_lock(&n->loop_mu);
+                pthread_mutex_lock(&n->mu);
+                stopping = n->stopping;
+                pthread_mutex_unlock(&n->mu);
+                if (!stopping && !n->fatal) {
+                    on_synced(n, &synced);
+                    process_ready(n);
+                }
+                pthread_mutex_unlock(&n->loop_mu);
+            }
             return;
         }
         pthread_mutex_unlock(&n->loop_mu);

@@ -4,12 +4,14 @@
  * ALONE (cfg.listen_url == NULL): no transport and no peers; the only voter is cfg.id. It campaigns at once
  *   on start and wins its own election. Requests come in through tn_node_submit (answered by a callback),
  *   which runs them on the CALLER's thread while holding the node's loop lock (the loop thread takes the
- *   same lock to handle its inputs and ticks), so an in-memory write costs no thread hop. Once the node has
+ *   same lock to handle its inputs and ticks), so a write costs no thread hop: with a data_dir the caller
+ *   also syncs the log itself (outside the lock: concurrent callers share fdatasyncs) instead of waiting
+ *   for the disk thread, which then only syncs what the loop appends (expiries). Once the node has
  *   applied an entry of its term (tn_node_local_ready) reads may be served on the caller's thread by
  *   tn_node_read_local, under a lock each apply takes for writing. It logs only errors.
  *   Without cfg.data_dir it keeps everything in memory: no log store, hard state or snapshot files;
  *   appended entries count as durable at once, and the core's log is compacted behind the applied index
- *   every few thousand entries (no follower will ever need them). With a data_dir everything below holds.
+ *   every 512 applied entries (no follower will ever need them). With a data_dir everything below holds.
  *
  * THREADS
  *   - The LOOP thread owns everything that matters (for a node ALONE: whoever holds the loop lock): the Raft core, the state machine, the log store (it is
@@ -117,10 +119,10 @@ void tn_node_close(tn_node *n);
 
 /* In-process requests (any thread, after tn_node_start). req (an encoded wire request) must stay valid
  * until done is called. done is called exactly once with the encoded response, which it must copy, and
- * must not call into the node: on the caller's thread before tn_node_submit returns (a node alone answers
- * what it can at once: in-memory writes, refusals; also a node stopping, or stopped on a fatal error:
- * IO_ERROR), or later on the loop thread (a persistent write once synced, a timeout). With a transport
- * the request always goes through the loop's queue. `owner` owns what a write creates (temp nodes)
+ * must not call into the node: usually on the caller's thread before tn_node_submit returns (a node alone
+ * runs the request there, syncs and applies it; also a node stopping, or stopped on a fatal error:
+ * IO_ERROR), else on the thread that applied it (another caller whose sync covered it, the loop) or the
+ * loop thread (a timeout). With a transport the request always goes through the loop's queue. `owner` owns what a write creates (temp nodes)
  * when the request itself carries client_id 0; sessions (client_id, seq) work as over the network.
  * Requests still waiting when the loop stops get UNAVAILABLE (IO_ERROR after a fatal error). */
 typedef void (*tn_node_reply_fn)(void *arg, const uint8_t *resp, size_t len);
