@@ -8,12 +8,12 @@
  * destroys it. This process-wide registry is the one deliberate global in Tarn: sharing across connections
  * is the engine's purpose. It is guarded by its own mutex.
  *
- * Writes go to the node (tn_node_submit: run on the caller's thread under the node's loop lock), which
- * proposes them as commands (wire.h TN_KIND_CMD: the request bytes plus the leader's timestamp and the
- * owner: the request's client_id, else the caller's session) and answers once they are applied; revisions are Raft indexes (the first write after an open follows the
- * leader's no-op entry). A request carrying (client_id, seq) is applied at most once, as in a cluster. Reads
- * run on the caller's thread under a shared lock on the state machine and see every write that returned
- * before they started (linearizable within the process).
+ * Writes go to the node (tn_node_submit: run on the caller's thread under the node's loop lock), which proposes
+ * them as commands (wire.h TN_KIND_CMD: the request bytes plus the leader's timestamp and the owner: the
+ * request's client_id, else the caller's session) and answers once they are applied; revisions are Raft indexes
+ * (the first write after an open follows the leader's no-op entry). A request carrying (client_id, seq) is
+ * applied at most once, as in a cluster. Reads run on the caller's thread under a shared lock on the state
+ * machine and see every write that returned before they started (linearizable within the process).
  *
  * The node (as leader) expires due temp nodes every 50 ms by proposing KV_EXPIRE commands carrying the
  * node's create revision, so a temp node is gone within about 60 ms of its TTL.

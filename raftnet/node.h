@@ -14,11 +14,12 @@
  *   every 512 applied entries (no follower will ever need them). With a data_dir everything below holds.
  *
  * THREADS
- *   - The LOOP thread owns everything that matters (for a node ALONE: whoever holds the loop lock): the Raft core, the state machine, the log store (it is
- *     the log store's "owner thread"), the snapshot files, the hard-state file and the table of waiting
- *     client requests. Inputs reach it through one queue (mutex + condvar): peer messages and client
- *     requests (pushed by the transport's callbacks on nng threads), "durable up to N" from the disk thread,
- *     and stop. Between inputs it ticks the core every tick_ms and, on the leader, proposes TTL expiries.
+ *   - The LOOP thread owns everything that matters: the Raft core, the state machine, the log store (it is the
+ *     log store's "owner thread"), the snapshot files, the hard-state file and the table of waiting client
+ *     requests (for a node ALONE: whoever holds the loop lock, see above). Inputs reach it through one queue
+ *     (mutex + condvar): peer messages and client requests (pushed by the transport's callbacks on nng
+ *     threads), "durable up to N" from the disk thread, and stop. Between inputs it ticks the core every
+ *     tick_ms and, on the leader, proposes TTL expiries.
  *   - The DISK thread runs tn_logstore_sync whenever the loop appended something since the last sync
  *     (group commit: one fdatasync covers every entry appended before it) and posts the result back.
  *   - nng's threads run the transport callbacks, which only copy and enqueue.
@@ -117,14 +118,14 @@ void tn_node_on_fatal(tn_node *n, void (*fn)(void *arg), void *arg);
 /* Frees everything (after stop, or instead of start). NULL is a no-op. */
 void tn_node_close(tn_node *n);
 
-/* In-process requests (any thread, after tn_node_start). req (an encoded wire request) must stay valid
- * until done is called. done is called exactly once with the encoded response, which it must copy, and
- * must not call into the node: usually on the caller's thread before tn_node_submit returns (a node alone
- * runs the request there, syncs and applies it; also a node stopping, or stopped on a fatal error:
- * IO_ERROR), else on the thread that applied it (another caller whose sync covered it, the loop) or the
- * loop thread (a timeout). With a transport the request always goes through the loop's queue. `owner` owns what a write creates (temp nodes)
- * when the request itself carries client_id 0; sessions (client_id, seq) work as over the network.
- * Requests still waiting when the loop stops get UNAVAILABLE (IO_ERROR after a fatal error). */
+/* In-process requests (any thread, after tn_node_start). req (an encoded wire request) must stay valid until
+ * done is called. done is called exactly once with the encoded response, which it must copy, and must not call
+ * into the node: usually on the caller's thread before tn_node_submit returns (a node alone runs the request
+ * there, syncs and applies it; also a node stopping, or stopped on a fatal error: IO_ERROR), else on the
+ * thread that applied it (another caller whose sync covered it, the loop) or the loop thread (a timeout). With
+ * a transport the request always goes through the loop's queue. `owner` owns what a write creates (temp nodes)
+ * when the request itself carries client_id 0; sessions (client_id, seq) work as over the network. Requests
+ * still waiting when the loop stops get UNAVAILABLE (IO_ERROR after a fatal error). */
 typedef void (*tn_node_reply_fn)(void *arg, const uint8_t *resp, size_t len);
 void tn_node_submit(tn_node *n, const void *req, size_t len, uint64_t owner, tn_node_reply_fn done, void *arg);
 
