@@ -144,15 +144,32 @@ typedef struct writer_arg {
     int id;
 } writer_arg;
 
+/* Puts w<id>-0..99 (value = key). No cmocka asserts off the main thread: returns non-NULL on a failure. */
 static void *writer(void *p)
 {
     writer_arg *a = p;
     char k[32];
-    for (int i = 0; i < 100; i++) {
+    void *failed = NULL;
+    for (int i = 0; i < 100 && !failed; i++) {
         snprintf(k, sizeof k, "w%d-%d", a->id, i);
-        if (call_put(a->e, k, k) != TN_SUCCESS) return p; /* non-NULL: failed */
+        tn_op op = {.opcode = TN_OP_KV_PUT, .key = (const uint8_t *)k, .key_len = strlen(k),
+                    .value = (const uint8_t *)k, .value_len = strlen(k)};
+        tn_req req = {.n_ops = 1, .ops = &op};
+        tn_wr rb, out;
+        tn_resp r;
+        tn_wr_init(&rb);
+        tn_wr_init(&out);
+        if (tn_req_encode(&req, &rb) != TN_SUCCESS || tn_engine_call(a->e, 1, rb.p, rb.len, &out) != TN_SUCCESS ||
+            tn_resp_decode(out.p, out.len, &r) != TN_SUCCESS) {
+            failed = p;
+        } else {
+            if (r.code != TN_SUCCESS || !tn_code_ok(r.results[0].code)) failed = p;
+            tn_resp_clear(&r);
+        }
+        tn_wr_free(&rb);
+        tn_wr_free(&out);
     }
-    return NULL;
+    return failed;
 }
 
 /* Concurrent writers share syncs; every acknowledged write is there after a reopen. */
