@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,15 @@
 /* Peer payloads are Raft messages (first byte = TN_RAFT_MSG_VERSION) or snapshot chunks and their
  * acknowledgements (this byte, snapxfer.h). */
 #define CHUNK_MAGIC TN_SNAPXFER_MAGIC
+/* In-memory nodes (no data_dir) compact the core's log behind the applied index this often. */
+#define MEM_COMPACT_EVERY 512
+
+/* Where a client's answer goes: a transport request (p), or an in-process callback (fn, tn_node_submit). */
+typedef struct reply_to {
+    tn_pending *p;
+    tn_node_reply_fn fn;
+    void *arg;
+} reply_to;
 
 enum ev_kind { EV_PEER = 1, EV_CLIENT = 2, EV_SYNCED = 3 };
 
@@ -38,9 +48,10 @@ typedef struct event {
     int kind;
     uint64_t from;
     uint8_t *data; /* EV_PEER: owned copy */
-    const uint8_t *req; /* EV_CLIENT: owned by the transport until the reply */
+    const uint8_t *req; /* EV_CLIENT: owned by the transport (or the submitter) until the reply */
     size_t len;
-    tn_pending *p;
+    reply_to p;
+    uint64_t owner; /* EV_CLIENT: owner of a write whose request has no client_id (tn_node_submit) */
     uint64_t gen; /* EV_SYNCED */
     int rc;
 } event;
@@ -50,7 +61,7 @@ enum waiter_kind { W_WRITE = 1, W_READ = 2, W_ADMIN = 3 };
 typedef struct waiter {
     struct waiter *next;
     int kind;
-    tn_pending *p;
+    reply_to p;
     uint64_t req_id;
     uint64_t client_id, seq; /* W_WRITE with a session */
     uint64_t index, term;    /* W_WRITE without a session (leader), W_ADMIN */
@@ -87,6 +98,11 @@ struct tn_node {
     member_url urls[TN_STATUS_MAX_MEMBERS];
     size_t n_urls;
 
+    /* Held by whoever runs the node: the loop thread while it handles inputs and ticks, or a caller of
+     * tn_node_submit on a node alone. Everything below marked loop-only is guarded by it. Order: loop_mu
+     * before mu. */
+    pthread_mutex_t loop_mu;
+
     /* queue (mutex mu) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -102,6 +118,7 @@ struct tn_node {
     int threads_started;
 
     /* loop-only state */
+    int caller_syncs;    /* a tn_node_submit caller (node alone) will sync what it appends itself */
     uint64_t write_gen;  /* bumped on every append */
     uint64_t synced_gen; /* every write of a generation <= this is durable */
     held_msg *held;
@@ -120,12 +137,19 @@ struct tn_node {
     tn_snapxfer *xfer;              /* InstallSnapshot streams this node sends (created on first use) */
     tn_raft_role role;
     uint64_t leader;
+    /* Read by any thread (tn_node_read_local, tn_node_applied): sm_lock guards the state machine against
+     * the loop's applies; applied_rev and local_ready are copies the loop keeps up to date. */
+    pthread_rwlock_t sm_lock;
+    _Atomic uint64_t applied_rev;
+    _Atomic uint64_t log_first;
+    atomic_int local_ready;
     int fatal;
     void (*on_fatal)(void *);
     void *on_fatal_arg;
 };
 
 static void snapshot_poll(tn_node *n, int block);
+static uint64_t peek_req_id(const uint8_t *b, size_t len);
 
 /* ------------------------------------------------------------------------------------------------ */
 /* small helpers                                                                                     */
@@ -138,6 +162,8 @@ static void nlog(tn_node *n, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    /* embedded in someone's process (no listen URL): only errors, not routine events */
+    if (!n->cfg.listen_url && strncmp(line, "error", 5) != 0 && strncmp(line, "fatal", 5) != 0) return;
     fprintf(stderr, "raftnet[%" PRIu64 "]: %s\n", n->cfg.id, line);
 }
 
@@ -194,6 +220,7 @@ static void set_fatal(tn_node *n, const char *what)
     if (n->fatal) return;
     n->fatal = 1;
     nlog(n, "fatal: %s; stopping (restart recovers from disk)", what);
+    atomic_store(&n->local_ready, 0); /* callers' reads go to the loop, which answers them with the failure */
     pthread_mutex_lock(&n->mu);
     n->stopping = 1;
     pthread_mutex_unlock(&n->mu);
@@ -277,6 +304,10 @@ static int node_image_load(tn_node *n, const uint8_t *p, size_t len)
 static void conf_from_peers(const tn_node_config *cfg, tn_raft_conf *c)
 {
     memset(c, 0, sizeof *c);
+    if (!cfg->listen_url) { /* alone: the only voter */
+        c->voters[c->n_voters++] = cfg->id;
+        return;
+    }
     for (size_t i = 0; i < cfg->n_peers && c->n_voters < TN_RAFT_MAX_NODES; i++) {
         if (cfg->learner && cfg->peers[i].id == cfg->id) continue;
         c->voters[c->n_voters++] = cfg->peers[i].id;
@@ -307,16 +338,28 @@ int tn_node_open(const tn_node_config *cfg, tn_node **out, char *err, size_t err
     n->rng = (unsigned)(cfg->id * 2654435761u) ^ (unsigned)wall_ms() ^ (unsigned)getpid();
     pthread_mutex_init(&n->mu, NULL);
     pthread_mutex_init(&n->dmu, NULL);
+    pthread_mutex_init(&n->loop_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&n->cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&n->dcv, NULL);
+    pthread_rwlockattr_t la;
+    pthread_rwlockattr_init(&la);
+    /* callers' reads must not starve the loop's applies */
+    pthread_rwlockattr_setkind_np(&la, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&n->sm_lock, &la);
+    pthread_rwlockattr_destroy(&la);
 
     rc = TN_BAD_REQUEST;
-    if (!cfg->id || !cfg->data_dir || !cfg->listen_url) {
+    if (!cfg->id || (cfg->listen_url && !cfg->data_dir)) {
         snprintf(err, errlen, "--id, --listen and --data are required");
+        goto fail;
+    }
+    if (!cfg->listen_url &&
+        (cfg->learner || cfg->n_peers > 1 || (cfg->n_peers == 1 && cfg->peers[0].id != cfg->id))) {
+        snprintf(err, errlen, "a node without a listen URL runs alone: it can have no peers");
         goto fail;
     }
     if (n->cfg.heartbeat_ticks >= n->cfg.election_ticks) {
@@ -328,11 +371,13 @@ int tn_node_open(const tn_node_config *cfg, tn_node **out, char *err, size_t err
             snprintf(err, errlen, "bad --peers entry for id %" PRIu64, cfg->peers[i].id);
             goto fail;
         }
-    if (!url_of(n, cfg->id)) set_url(n, cfg->id, cfg->listen_url, strlen(cfg->listen_url));
-    snprintf(n->log_dir, sizeof n->log_dir, "%s/log", cfg->data_dir);
-    snprintf(n->snap_dir, sizeof n->snap_dir, "%s/snap", cfg->data_dir);
+    if (!url_of(n, cfg->id) && cfg->listen_url) set_url(n, cfg->id, cfg->listen_url, strlen(cfg->listen_url));
+    if (cfg->data_dir) {
+        snprintf(n->log_dir, sizeof n->log_dir, "%s/log", cfg->data_dir);
+        snprintf(n->snap_dir, sizeof n->snap_dir, "%s/snap", cfg->data_dir);
+    }
     rc = TN_IO_ERROR;
-    if (tn_mkdir_p(cfg->data_dir) != 0 || tn_mkdir_p(n->snap_dir) != 0) {
+    if (cfg->data_dir && (tn_mkdir_p(cfg->data_dir) != 0 || tn_mkdir_p(n->snap_dir) != 0)) {
         snprintf(err, errlen, "%s: cannot create: %s", cfg->data_dir, strerror(errno));
         goto fail;
     }
@@ -353,8 +398,12 @@ int tn_node_open(const tn_node_config *cfg, tn_node **out, char *err, size_t err
     rc_->pre_vote = 1;
     rc_->check_quorum = 1;
 
-    tn_hardstate hs;
+    tn_hardstate hs = {0};
     int found_hs = 0;
+    if (!cfg->data_dir) { /* in memory: nothing to recover */
+        n->raft = tn_raft_new(&n->rcfg);
+        goto created;
+    }
     rc = tn_hardstate_load(cfg->data_dir, &hs, &found_hs, err, errlen);
     if (rc != TN_SUCCESS) goto fail;
 
@@ -443,9 +492,11 @@ int tn_node_open(const tn_node_config *cfg, tn_node **out, char *err, size_t err
         nlog(n, "restored: term %" PRIu64 " vote %" PRIu64 " snapshot %" PRIu64 " log %" PRIu64 "..%" PRIu64,
              hs.term, hs.vote, snap.index, first, last);
     }
+created:
     if (!n->raft) {
         rc = TN_IO_ERROR;
-        snprintf(err, errlen, "%s: durable state is inconsistent (the Raft core refused it)", cfg->data_dir);
+        snprintf(err, errlen, "%s: durable state is inconsistent (the Raft core refused it)",
+                 cfg->data_dir ? cfg->data_dir : "(in memory)");
         goto fail;
     }
     n->saved_term = hs.term;
@@ -507,7 +558,7 @@ static void on_client(void *arg, tn_pending *p, const uint8_t *req, size_t len)
         return;
     }
     e->kind = EV_CLIENT;
-    e->p = p;
+    e->p = (reply_to){p, NULL, NULL};
     e->req = req;
     e->len = len;
     push(n, e);
@@ -559,9 +610,13 @@ static void request_sync(tn_node *n)
 /* ------------------------------------------------------------------------------------------------ */
 /* replies                                                                                           */
 
-static void reply_bytes(tn_pending *p, const void *b, size_t len) { tn_pending_reply(p, b, len); }
+static void reply_bytes(reply_to p, const void *b, size_t len)
+{
+    if (p.fn) p.fn(p.arg, b, len);
+    else tn_pending_reply(p.p, b, len);
+}
 
-static void reply_error(tn_node *n, tn_pending *p, uint64_t req_id, int code, const char *msg)
+static void reply_error(tn_node *n, reply_to p, uint64_t req_id, int code, const char *msg)
 {
     tn_wr w;
     tn_wr_init(&w);
@@ -593,6 +648,7 @@ static void waiter_free(waiter *w)
 
 static void send_encoded(tn_node *n, uint64_t to, const uint8_t *b, size_t len)
 {
+    if (!n->tr) return; /* a node without a transport has no peers */
     int rc = tn_transport_send_peer(n->tr, to, b, len);
     (void)rc; /* loss is tolerated by Raft; unknown peers are members without a URL yet */
 }
@@ -915,7 +971,10 @@ static void apply_entry(tn_node *n, const tn_raft_entry *e)
     }
     tn_wr out;
     tn_wr_init(&out);
+    pthread_rwlock_wrlock(&n->sm_lock);
     int rc = tn_sm_apply(n->sm, e->index, e->data, e->len, &out);
+    atomic_store(&n->applied_rev, tn_sm_applied(n->sm));
+    pthread_rwlock_unlock(&n->sm_lock);
     if (rc == TN_NOMEM || rc == TN_INTERNAL || out.oom) {
         tn_wr_free(&out);
         set_fatal(n, rc == TN_INTERNAL ? "the state machine is inconsistent (failed rollback)"
@@ -1011,6 +1070,7 @@ static void snapshot_poll(tn_node *n, int block)
 
 static int take_snapshot(tn_node *n)
 {
+    if (!n->cfg.data_dir) return TN_BAD_REQUEST; /* in memory: nothing to save to */
     snapshot_poll(n, 1); /* never two writers in the snapshot directory */
     uint64_t applied = tn_raft_applied(n->raft);
     uint64_t term = 0;
@@ -1056,7 +1116,10 @@ static void install_snapshot(tn_node *n, const tn_raft_ready *rd)
         set_fatal(n, err);
         return;
     }
+    pthread_rwlock_wrlock(&n->sm_lock);
     rc = node_image_load(n, rd->snapshot_data, rd->snapshot_len);
+    atomic_store(&n->applied_rev, tn_sm_applied(n->sm));
+    pthread_rwlock_unlock(&n->sm_lock);
     if (rc != TN_SUCCESS) {
         set_fatal(n, "received snapshot does not decode");
         return;
@@ -1071,7 +1134,7 @@ static void install_snapshot(tn_node *n, const tn_raft_ready *rd)
 /* ------------------------------------------------------------------------------------------------ */
 /* reads                                                                                             */
 
-static void serve_read(tn_node *n, tn_pending *p, const tn_req *req)
+static void serve_read(tn_node *n, reply_to p, const tn_req *req)
 {
     tn_wr out, hinted;
     tn_wr_init(&out);
@@ -1136,7 +1199,7 @@ static void process_ready(tn_node *n)
             tn_raft_set_election_timeout(
                 r, n->cfg.election_ticks + (uint32_t)(rand_r(&n->rng) % n->cfg.election_ticks));
         if (rd.has_snapshot) install_snapshot(n, &rd);
-        if (rd.truncate_from && (!rd.n_entries || rd.truncate_from < rd.entries[0].index)) {
+        if (rd.truncate_from && n->log && (!rd.n_entries || rd.truncate_from < rd.entries[0].index)) {
             int rc = tn_logstore_truncate_suffix(n->log, rd.truncate_from);
             if (rc != TN_SUCCESS) {
                 char err[512];
@@ -1144,7 +1207,11 @@ static void process_ready(tn_node *n)
                 set_fatal(n, err);
             }
         }
-        if (rd.n_entries && !n->fatal) {
+        if (rd.n_entries && !n->fatal && !n->log) {
+            /* in memory: nothing to write, the entries are as durable as they will ever be */
+            const tn_raft_entry *last = &rd.entries[rd.n_entries - 1];
+            tn_raft_persisted(r, last->index, last->term);
+        } else if (rd.n_entries && !n->fatal) {
             tn_log_entry stack[64];
             tn_log_entry *le = rd.n_entries <= 64 ? stack : malloc(rd.n_entries * sizeof *le);
             if (!le) {
@@ -1161,11 +1228,12 @@ static void process_ready(tn_node *n)
                     set_fatal(n, err);
                 } else {
                     n->write_gen++;
-                    request_sync(n);
+                    if (!n->caller_syncs) request_sync(n);
                 }
             }
         }
-        if (rd.hs_changed && (rd.hs.term != n->saved_term || rd.hs.vote != n->saved_vote) && !n->fatal) {
+        if (rd.hs_changed && (rd.hs.term != n->saved_term || rd.hs.vote != n->saved_vote) && !n->fatal &&
+            n->cfg.data_dir) {
             char err[512];
             tn_hardstate hs = {rd.hs.term, rd.hs.vote, rd.hs.commit};
             if (tn_hardstate_save(n->cfg.data_dir, &hs, err, sizeof err) != TN_SUCCESS) {
@@ -1201,9 +1269,18 @@ static void process_ready(tn_node *n)
         if (n->fatal) return;
         for (size_t i = 0; i < rd.n_read_states; i++) handle_read_state(n, &rd.read_states[i]);
         if (rd.soft_changed) on_soft_change(n, rd.role, rd.leader);
-        if (rd.n_committed && tn_raft_applied(r) >= n->last_snap_index + n->cfg.snapshot_entries)
+        if (rd.n_committed && n->cfg.data_dir && tn_raft_applied(r) >= n->last_snap_index + n->cfg.snapshot_entries)
             start_background_snapshot(n);
+        if (rd.n_committed && !n->cfg.data_dir && tn_raft_applied(r) >= tn_raft_first_index(r) + MEM_COMPACT_EVERY)
+            tn_raft_compact(r, tn_raft_applied(r), NULL, 0); /* no follower will ever need the image */
     }
+    atomic_store(&n->log_first, tn_raft_first_index(r));
+    /* A node alone (no transport) stays leader once elected: when it has applied an entry of its term, its
+     * state holds every acknowledged write and reads may be served on the caller's thread. */
+    uint64_t t = 0;
+    if (!n->tr && !n->fatal && !atomic_load(&n->local_ready) && tn_raft_role_of(r) == TN_LEADER &&
+        tn_raft_term_at(r, tn_raft_applied(r), &t) == 0 && t == tn_raft_term(r))
+        atomic_store(&n->local_ready, 1);
 }
 
 static void on_synced(tn_node *n, const event *e)
@@ -1225,13 +1302,13 @@ static void on_synced(tn_node *n, const event *e)
 /* ------------------------------------------------------------------------------------------------ */
 /* client requests                                                                                   */
 
-static void answer_status(tn_node *n, tn_pending *p, uint64_t req_id)
+static void answer_status(tn_node *n, reply_to p, uint64_t req_id)
 {
     tn_status s;
     memset(&s, 0, sizeof s);
     const char *self = url_of(n, n->cfg.id);
     s.id = n->cfg.id;
-    s.url = self ? self : n->cfg.listen_url;
+    s.url = self ? self : n->cfg.listen_url ? n->cfg.listen_url : "";
     s.url_len = strlen(s.url);
     s.role = (uint8_t)tn_raft_role_of(n->raft);
     s.term = tn_raft_term(n->raft);
@@ -1274,12 +1351,12 @@ static void answer_status(tn_node *n, tn_pending *p, uint64_t req_id)
     tn_wr_free(&out);
 }
 
-static void reply_code(tn_node *n, tn_pending *p, uint64_t req_id, int code, const char *msg)
+static void reply_code(tn_node *n, reply_to p, uint64_t req_id, int code, const char *msg)
 {
     reply_error(n, p, req_id, code, msg);
 }
 
-static void handle_admin(tn_node *n, tn_pending *p, const tn_req *req, const tn_op *op)
+static void handle_admin(tn_node *n, reply_to p, const tn_req *req, const tn_op *op)
 {
     tn_admin a;
     if (tn_admin_decode(op->value, op->value_len, &a) != TN_SUCCESS) {
@@ -1289,6 +1366,10 @@ static void handle_admin(tn_node *n, tn_pending *p, const tn_req *req, const tn_
     if (a.kind == TN_ADMIN_SNAPSHOT) {
         int rc = take_snapshot(n);
         reply_code(n, p, req->req_id, rc, rc == TN_SUCCESS ? "snapshot taken" : "snapshot failed");
+        return;
+    }
+    if (!n->tr) {
+        reply_code(n, p, req->req_id, TN_BAD_REQUEST, "this node runs alone (embedded): no membership to change");
         return;
     }
     if (tn_raft_role_of(n->raft) != TN_LEADER) {
@@ -1355,7 +1436,8 @@ static void handle_admin(tn_node *n, tn_pending *p, const tn_req *req, const tn_
     waiter_add(n, w);
 }
 
-static void propose_write(tn_node *n, tn_pending *p, const tn_req *req, const uint8_t *bytes, size_t len)
+static void propose_write(tn_node *n, reply_to p, uint64_t owner, const tn_req *req, const uint8_t *bytes,
+                          size_t len)
 {
     if (tn_raft_role_of(n->raft) != TN_LEADER && (!req->client_id || !req->seq)) {
         reply_code(n, p, req->req_id, TN_NOT_LEADER, "writes without a session must go to the leader");
@@ -1366,7 +1448,7 @@ static void propose_write(tn_node *n, tn_pending *p, const tn_req *req, const ui
     n->last_cmd_time = now;
     tn_wr cmd;
     tn_wr_init(&cmd);
-    int rc = tn_cmd_encode(now, req->client_id, bytes, len, &cmd);
+    int rc = tn_cmd_encode(now, req->client_id ? req->client_id : owner, bytes, len, &cmd);
     uint64_t index = 0, term = 0;
     if (rc == TN_SUCCESS) rc = cmd.oom ? TN_NOMEM : tn_raft_propose(n->raft, cmd.p, cmd.len, &index, &term);
     tn_wr_free(&cmd);
@@ -1389,7 +1471,7 @@ static void propose_write(tn_node *n, tn_pending *p, const tn_req *req, const ui
     waiter_add(n, w);
 }
 
-static void handle_client(tn_node *n, tn_pending *p, const uint8_t *bytes, size_t len)
+static void handle_client(tn_node *n, reply_to p, uint64_t owner, const uint8_t *bytes, size_t len)
 {
     tn_req req;
     int rc = tn_req_decode(bytes, len, &req);
@@ -1412,7 +1494,7 @@ static void handle_client(tn_node *n, tn_pending *p, const uint8_t *bytes, size_
         }
     }
     if (tn_req_is_write(&req)) {
-        propose_write(n, p, &req, bytes, len);
+        propose_write(n, p, owner, &req, bytes, len);
         tn_req_clear(&req);
         return;
     }
@@ -1491,12 +1573,50 @@ static void note_match(tn_node *n, const tn_raft_msg *m)
         if (n->urls[i].id == m->from && m->index > n->urls[i].match) n->urls[i].match = m->index;
 }
 
+/* When the loop ends (stop or fatal error), in-process callers are answered at once: nothing else would
+ * wake them. Transport requests are left to the transport's close, as before. */
+static void answer_local_requests(tn_node *n)
+{
+    int code = n->fatal ? TN_IO_ERROR : TN_UNAVAILABLE;
+    const char *msg = n->fatal ? "the node stopped on a fatal error (see stderr); reopen it" : "node is stopping";
+    for (waiter **pp = &n->waiters; *pp;) {
+        waiter *w = *pp;
+        if (!w->p.fn) {
+            pp = &w->next;
+            continue;
+        }
+        *pp = w->next;
+        reply_code(n, w->p, w->req_id, code, msg);
+        waiter_free(w);
+    }
+    pthread_mutex_lock(&n->mu);
+    event *keep = NULL, **tail = &keep;
+    for (event *e = n->q_head; e;) {
+        event *next = e->next;
+        if (e->kind == EV_CLIENT && e->p.fn) {
+            reply_code(n, e->p, peek_req_id(e->req, e->len), code, msg);
+            free(e);
+        } else {
+            *tail = e;
+            tail = &e->next;
+        }
+        e = next;
+    }
+    *tail = NULL;
+    n->q_head = keep;
+    n->q_tail = NULL;
+    for (event *e = keep; e; e = e->next) n->q_tail = e;
+    pthread_mutex_unlock(&n->mu);
+}
+
 static void *loop_main(void *arg)
 {
     tn_node *n = arg;
     int64_t next_tick = mono_ms() + n->cfg.tick_ms;
     int64_t next_expiry = mono_ms() + EXPIRY_EVERY_MS;
+    pthread_mutex_lock(&n->loop_mu);
     process_ready(n);
+    pthread_mutex_unlock(&n->loop_mu);
     for (;;) {
         pthread_mutex_lock(&n->mu);
         while (!n->q_head && !n->stopping) {
@@ -1509,6 +1629,7 @@ static void *loop_main(void *arg)
         n->q_head = n->q_tail = NULL;
         int stop = n->stopping;
         pthread_mutex_unlock(&n->mu);
+        pthread_mutex_lock(&n->loop_mu);
         if (stop) {
             /* events left in the list are freed by tn_node_stop after the transport is closed */
             pthread_mutex_lock(&n->mu);
@@ -1520,6 +1641,8 @@ static void *loop_main(void *arg)
                 if (!n->q_tail) n->q_tail = t;
             }
             pthread_mutex_unlock(&n->mu);
+            answer_local_requests(n);
+            pthread_mutex_unlock(&n->loop_mu);
             break;
         }
         while (list) {
@@ -1540,7 +1663,7 @@ static void *loop_main(void *arg)
                         tn_raft_msg_free(m);
                     }
                 } else if (e->kind == EV_CLIENT) {
-                    handle_client(n, e->p, e->req, e->len);
+                    handle_client(n, e->p, e->owner, e->req, e->len);
                 } else if (e->kind == EV_SYNCED) {
                     on_synced(n, e);
                 }
@@ -1568,6 +1691,7 @@ static void *loop_main(void *arg)
             }
             process_ready(n);
         }
+        pthread_mutex_unlock(&n->loop_mu);
     }
     return NULL;
 }
@@ -1575,8 +1699,34 @@ static void *loop_main(void *arg)
 /* ------------------------------------------------------------------------------------------------ */
 /* lifecycle                                                                                         */
 
+static void stop_disk_thread(tn_node *n)
+{
+    if (!n->log) return; /* in memory: there is none */
+    pthread_mutex_lock(&n->dmu);
+    n->disk_stop = 1;
+    pthread_cond_signal(&n->dcv);
+    pthread_mutex_unlock(&n->dmu);
+    pthread_join(n->disk_thread, NULL);
+}
+
 int tn_node_start(tn_node *n, char *err, size_t errlen)
 {
+    if (!n->cfg.listen_url) {
+        /* alone: campaign at the first tick instead of after an election timeout (it wins at once) */
+        tn_raft_set_election_timeout(n->raft, 1);
+        tn_raft_tick(n->raft);
+        if (n->log && pthread_create(&n->disk_thread, NULL, disk_main, n) != 0) {
+            snprintf(err, errlen, "cannot start the disk thread");
+            return TN_NOMEM;
+        }
+        if (pthread_create(&n->loop_thread, NULL, loop_main, n) != 0) {
+            stop_disk_thread(n);
+            snprintf(err, errlen, "cannot start the loop thread");
+            return TN_NOMEM;
+        }
+        n->threads_started = 1;
+        return TN_SUCCESS;
+    }
     tn_transport_opts o = {0};
     o.self_id = n->cfg.id;
     o.listen_url = n->cfg.listen_url;
@@ -1595,11 +1745,7 @@ int tn_node_start(tn_node *n, char *err, size_t errlen)
         return TN_NOMEM;
     }
     if (pthread_create(&n->loop_thread, NULL, loop_main, n) != 0) {
-        pthread_mutex_lock(&n->dmu);
-        n->disk_stop = 1;
-        pthread_cond_signal(&n->dcv);
-        pthread_mutex_unlock(&n->dmu);
-        pthread_join(n->disk_thread, NULL);
+        stop_disk_thread(n);
         snprintf(err, errlen, "cannot start the loop thread");
         return TN_NOMEM;
     }
@@ -1629,14 +1775,10 @@ int tn_node_stop(tn_node *n)
     /* No more loop: make the log durable first (so nothing below can put it at risk), then close the
      * transport (drops unanswered requests; clients retry elsewhere; events it still queues are freed by
      * tn_node_close). */
-    pthread_mutex_lock(&n->dmu);
-    n->disk_stop = 1;
-    pthread_cond_signal(&n->dcv);
-    pthread_mutex_unlock(&n->dmu);
-    pthread_join(n->disk_thread, NULL);
+    stop_disk_thread(n);
     n->threads_started = 0;
     snapshot_poll(n, 1);
-    if (!n->fatal && tn_logstore_sync(n->log, NULL) != TN_SUCCESS) n->fatal = 1;
+    if (!n->fatal && n->log && tn_logstore_sync(n->log, NULL) != TN_SUCCESS) n->fatal = 1;
     tn_transport_close(n->tr);
     n->tr = NULL;
     nlog(n, "stopped%s", n->fatal ? " after a fatal error" : " cleanly");
@@ -1670,5 +1812,102 @@ void tn_node_close(tn_node *n)
     pthread_mutex_destroy(&n->dmu);
     pthread_cond_destroy(&n->cv);
     pthread_cond_destroy(&n->dcv);
+    pthread_rwlock_destroy(&n->sm_lock);
+    pthread_mutex_destroy(&n->loop_mu);
     free(n);
 }
+
+/* ------------------------------------------------------------------------------------------------ */
+/* in-process requests                                                                               */
+
+/* The req_id of an encoded request (0 if it does not get that far), for answers given without decoding it. */
+static uint64_t peek_req_id(const uint8_t *b, size_t len)
+{
+    tn_rd r;
+    tn_rd_init(&r, b, len);
+    tn_rd_raw(&r, 4);
+    tn_rd_u8(&r);
+    uint64_t id = tn_rd_varint(&r);
+    return r.err ? 0 : id;
+}
+
+void tn_node_submit(tn_node *n, const void *req, size_t len, uint64_t owner, tn_node_reply_fn done, void *arg)
+{
+    reply_to rt = {NULL, done, arg};
+    event *e = calloc(1, sizeof *e);
+    if (!e) {
+        reply_code(n, rt, peek_req_id(req, len), TN_NOMEM, "node out of memory");
+        return;
+    }
+    e->kind = EV_CLIENT;
+    e->p = rt;
+    e->req = req;
+    e->len = len;
+    e->owner = owner;
+    if (!n->tr) {
+        /* Alone: run the request on the caller's thread (no thread hop: an in-memory write is applied and
+         * answered before this returns; a persistent one when the disk thread reports its sync). */
+        pthread_mutex_lock(&n->loop_mu);
+        pthread_mutex_lock(&n->mu);
+        int stopping = n->stopping;
+        pthread_mutex_unlock(&n->mu);
+        if (!stopping) {
+            free(e);
+            n->caller_syncs = 1;
+            handle_client(n, rt, owner, req, len);
+            process_ready(n);
+            n->caller_syncs = 0;
+            uint64_t gen = n->write_gen;
+            int need_sync = n->log && n->synced_gen < gen;
+            pthread_mutex_unlock(&n->loop_mu);
+            if (need_sync) {
+                /* Sync here rather than through the disk thread and the loop (two thread hops per write);
+                 * concurrent callers share fdatasyncs inside the log store (group commit). */
+                event synced = {.kind = EV_SYNCED, .gen = gen, .rc = tn_logstore_sync(n->log, NULL)};
+                pthread_mutex_lock(&n->loop_mu);
+                pthread_mutex_lock(&n->mu);
+                stopping = n->stopping;
+                pthread_mutex_unlock(&n->mu);
+                if (!stopping && !n->fatal) {
+                    on_synced(n, &synced);
+                    process_ready(n);
+                }
+                pthread_mutex_unlock(&n->loop_mu);
+            }
+            return;
+        }
+        pthread_mutex_unlock(&n->loop_mu);
+    }
+    pthread_mutex_lock(&n->mu);
+    if (n->stopping) {
+        /* the loop is gone or going: nobody would answer (fatal is set before stopping, under mu) */
+        int fatal = n->fatal;
+        pthread_mutex_unlock(&n->mu);
+        free(e);
+        reply_code(n, rt, peek_req_id(req, len), fatal ? TN_IO_ERROR : TN_UNAVAILABLE,
+                   fatal ? "the node stopped on a fatal error (see stderr); reopen it" : "node is stopping");
+        return;
+    }
+    if (n->q_tail) n->q_tail->next = e;
+    else n->q_head = e;
+    n->q_tail = e;
+    pthread_cond_signal(&n->cv);
+    pthread_mutex_unlock(&n->mu);
+}
+
+int tn_node_read_local(tn_node *n, const tn_req *req, tn_wr *out, int *served)
+{
+    *served = 0;
+    if (!atomic_load(&n->local_ready)) return TN_SUCCESS;
+    pthread_rwlock_rdlock(&n->sm_lock);
+    int rc = tn_sm_read(n->sm, req, out);
+    pthread_rwlock_unlock(&n->sm_lock);
+    *served = 1;
+    return rc;
+}
+
+int tn_node_local_ready(tn_node *n) { return atomic_load(&n->local_ready); }
+
+uint64_t tn_node_applied(tn_node *n) { return atomic_load(&n->applied_rev); }
+
+uint64_t tn_node_log_first_index(tn_node *n) { return atomic_load(&n->log_first); }

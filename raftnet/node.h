@@ -1,11 +1,25 @@
-/* node.h — one Raft node of a Tarn cluster (the `raftnet` daemon's engine room).
+/* node.h — one Raft node of a Tarn cluster (the `raftnet` daemon's engine room), or the same node alone
+ * inside a process (the embedded engine, engine.h).
+ *
+ * ALONE (cfg.listen_url == NULL): no transport and no peers; the only voter is cfg.id. It campaigns at once
+ *   on start and wins its own election. Requests come in through tn_node_submit (answered by a callback),
+ *   which runs them on the CALLER's thread while holding the node's loop lock (the loop thread takes the
+ *   same lock to handle its inputs and ticks), so a write costs no thread hop: with a data_dir the caller
+ *   also syncs the log itself (outside the lock: concurrent callers share fdatasyncs) instead of waiting
+ *   for the disk thread, which then only syncs what the loop appends (expiries). Once the node has
+ *   applied an entry of its term (tn_node_local_ready) reads may be served on the caller's thread by
+ *   tn_node_read_local, under a lock each apply takes for writing. It logs only errors.
+ *   Without cfg.data_dir it keeps everything in memory: no log store, hard state or snapshot files;
+ *   appended entries count as durable at once, and the core's log is compacted behind the applied index
+ *   every 512 applied entries (no follower will ever need them). With a data_dir everything below holds.
  *
  * THREADS
- *   - The LOOP thread owns everything that matters: the Raft core, the state machine, the log store (it is
- *     the log store's "owner thread"), the snapshot files, the hard-state file and the table of waiting
- *     client requests. Inputs reach it through one queue (mutex + condvar): peer messages and client
- *     requests (pushed by the transport's callbacks on nng threads), "durable up to N" from the disk thread,
- *     and stop. Between inputs it ticks the core every tick_ms and, on the leader, proposes TTL expiries.
+ *   - The LOOP thread owns everything that matters: the Raft core, the state machine, the log store (it is the
+ *     log store's "owner thread"), the snapshot files, the hard-state file and the table of waiting client
+ *     requests (for a node ALONE: whoever holds the loop lock, see above). Inputs reach it through one queue
+ *     (mutex + condvar): peer messages and client requests (pushed by the transport's callbacks on nng
+ *     threads), "durable up to N" from the disk thread, and stop. Between inputs it ticks the core every
+ *     tick_ms and, on the leader, proposes TTL expiries.
  *   - The DISK thread runs tn_logstore_sync whenever the loop appended something since the last sync
  *     (group commit: one fdatasync covers every entry appended before it) and posts the result back.
  *   - nng's threads run the transport callbacks, which only copy and enqueue.
@@ -65,13 +79,14 @@
 
 #include "raft.h"
 #include "transport.h"
+#include "wire.h"
 
 typedef struct tn_node_config {
     uint64_t id;
-    const char *listen_url;
+    const char *listen_url;                /* NULL = alone in the process (see ALONE above) */
     tn_peer_addr peers[TN_RAFT_MAX_NODES]; /* initial members (id -> url), may include this node */
     size_t n_peers;
-    const char *data_dir;
+    const char *data_dir;                  /* NULL = in memory (only without listen_url) */
     const uint8_t *token; /* cluster token; token_len 0 = none */
     size_t token_len;
     tn_tls_opts tls;
@@ -91,7 +106,8 @@ typedef struct tn_node tn_node;
  * names the file and offset), BAD_REQUEST (bad config), NOMEM. cfg strings must outlive the node. */
 int tn_node_open(const tn_node_config *cfg, tn_node **out, char *err, size_t errlen);
 
-/* Starts listening and the loop and disk threads. SUCCESS, UNAVAILABLE (cannot listen), ... + err. */
+/* Starts listening and the loop and disk threads (alone: only the threads; in memory: no disk thread).
+ * SUCCESS, UNAVAILABLE (cannot listen), ... + err. */
 int tn_node_start(tn_node *n, char *err, size_t errlen);
 
 /* Asks the loop to stop (any thread, not async-signal-safe) and waits for it: stops accepting, syncs the
@@ -106,5 +122,31 @@ void tn_node_on_fatal(tn_node *n, void (*fn)(void *arg), void *arg);
 
 /* Frees everything (after stop, or instead of start). NULL is a no-op. */
 void tn_node_close(tn_node *n);
+
+/* In-process requests (any thread, after tn_node_start). req (an encoded wire request) must stay valid until
+ * done is called. done is called exactly once with the encoded response, which it must copy, and must not call
+ * into the node: usually on the caller's thread before tn_node_submit returns (a node alone runs the request
+ * there, syncs and applies it; also a node stopping, or stopped on a fatal error: IO_ERROR), else on the
+ * thread that applied it (another caller whose sync covered it, the loop) or the loop thread (a timeout). With
+ * a transport the request always goes through the loop's queue. `owner` owns what a write creates (temp nodes)
+ * when the request itself carries client_id 0; sessions (client_id, seq) work as over the network. Requests
+ * still waiting when the loop stops get UNAVAILABLE (IO_ERROR after a fatal error). */
+typedef void (*tn_node_reply_fn)(void *arg, const uint8_t *resp, size_t len);
+void tn_node_submit(tn_node *n, const void *req, size_t len, uint64_t owner, tn_node_reply_fn done, void *arg);
+
+/* A node alone: 1 once reads may be served on the caller's thread (it is leader and has applied an entry
+ * of its term, so its state holds every write ever acknowledged); 0 before, after a fatal error, and
+ * always for a node with a transport. Any thread. */
+int tn_node_local_ready(tn_node *n);
+
+/* Serves a read request (decoded, not a write) from the local state on the caller's thread if
+ * tn_node_local_ready: *served = 1 and the result of tn_sm_read (response appended to out). Otherwise
+ * *served = 0 and nothing is touched: submit it instead. Linearizable for a node alone. Any thread. */
+int tn_node_read_local(tn_node *n, const tn_req *req, tn_wr *out, int *served);
+
+/* The state machine's revision (index of the last applied command) and the first index the core still
+ * holds in memory (its snapshot index + 1). Copies kept by the loop; any thread. */
+uint64_t tn_node_applied(tn_node *n);
+uint64_t tn_node_log_first_index(tn_node *n);
 
 #endif

@@ -1,4 +1,5 @@
-/* test_engine.c — the embedded engine: sharing by name, sessions, expiry timer, concurrent callers. */
+/* test_engine.c — the embedded engine: sharing by name, sessions (exactly-once retries), TTL expiry,
+ * concurrent callers, the in-memory Raft log staying bounded. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <cmocka.h>
 
 #include "engine.h"
+#include "tn_code.h"
 #include "wire.h"
 
 static int64_t now_ms(void)
@@ -66,7 +68,8 @@ static void test_same_name_shares_store(void **state)
     assert_int_equal(call1(b, s2, op_kv(TN_OP_KV_GET, "x", NULL), &found), TN_SUCCESS);
     assert_true(found);
     assert_int_equal(call1(c, 1, op_kv(TN_OP_KV_GET, "x", NULL), &found), TN_NOT_FOUND);
-    assert_int_equal(tn_engine_revision(a), 1);
+    /* revisions are Raft indexes: index 1 is the no-op the node appended when it became leader */
+    assert_int_equal(tn_engine_revision(a), 2);
     tn_engine_close(a);
     tn_engine_close(b);
     tn_engine_close(c);
@@ -162,10 +165,100 @@ static void test_concurrent_writers_get_consecutive_revisions(void **state)
         assert_int_equal(pthread_create(&th[i], NULL, writer, &args[i]), 0);
     }
     for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
-    assert_int_equal(tn_engine_revision(e), 2000);
+    assert_int_equal(tn_engine_revision(e), 1 + 2000); /* after the leader's no-op at index 1 */
     int found;
     assert_int_equal(call1(e, 1, op_kv(TN_OP_KV_GET, "w3-499", NULL), &found), TN_SUCCESS);
     assert_true(found);
+    tn_engine_close(e);
+}
+
+/* One request with an explicit (client_id, seq); returns the op's result code. */
+static int call_seq(tn_engine *e, uint64_t session, uint64_t seq, tn_op op)
+{
+    tn_req req = {.client_id = session, .seq = seq, .n_ops = 1, .ops = &op};
+    tn_wr reqb, out;
+    tn_resp resp;
+    tn_wr_init(&reqb);
+    tn_wr_init(&out);
+    assert_int_equal(tn_req_encode(&req, &reqb), TN_SUCCESS);
+    assert_int_equal(tn_engine_call(e, session, reqb.p, reqb.len, &out), TN_SUCCESS);
+    assert_int_equal(tn_resp_decode(out.p, out.len, &resp), TN_SUCCESS);
+    int code = resp.code == TN_SUCCESS ? resp.results[0].code : resp.code;
+    tn_resp_clear(&resp);
+    tn_wr_free(&reqb);
+    tn_wr_free(&out);
+    return code;
+}
+
+/* The value of k as a malloc'd string, or NULL when absent. */
+static char *get_value(tn_engine *e, const char *k)
+{
+    tn_op op = op_kv(TN_OP_KV_GET, k, NULL);
+    tn_req req = {.n_ops = 1, .ops = &op};
+    tn_wr reqb, out;
+    tn_resp resp;
+    char *v = NULL;
+    tn_wr_init(&reqb);
+    tn_wr_init(&out);
+    assert_int_equal(tn_req_encode(&req, &reqb), TN_SUCCESS);
+    assert_int_equal(tn_engine_call(e, 1, reqb.p, reqb.len, &out), TN_SUCCESS);
+    assert_int_equal(tn_resp_decode(out.p, out.len, &resp), TN_SUCCESS);
+    if (resp.results[0].code == TN_SUCCESS) v = strndup((const char *)resp.results[0].entries[0].value,
+                                                        resp.results[0].entries[0].value_len);
+    tn_resp_clear(&resp);
+    tn_wr_free(&reqb);
+    tn_wr_free(&out);
+    return v;
+}
+
+static void test_retry_of_same_session_seq_is_applied_once(void **state)
+{
+    (void)state;
+    tn_engine *e;
+    assert_int_equal(tn_engine_open("t-once", &e), TN_SUCCESS);
+    uint64_t s = tn_engine_new_session(e);
+    /* a create fails on an existing key: a second application would return VALUE_EXISTS */
+    tn_op create = op_kv(TN_OP_KV_PUT, "once", "v1");
+    create.cond = TN_COND_ABSENT;
+    assert_int_equal(call_seq(e, s, 1, create), TN_SUCCESS);
+    assert_int_equal(call_seq(e, s, 1, create), TN_SUCCESS);
+    /* the retry returns the first answer without applying its own bytes */
+    assert_int_equal(call_seq(e, s, 2, op_kv(TN_OP_KV_PUT, "once", "v2")), TN_SUCCESS_OVERWRITE);
+    assert_int_equal(call_seq(e, s, 2, op_kv(TN_OP_KV_PUT, "once", "v3")), TN_SUCCESS_OVERWRITE);
+    char *v = get_value(e, "once");
+    assert_non_null(v);
+    assert_string_equal(v, "v2");
+    free(v);
+    /* an older sequence than the session's last is refused, not applied */
+    assert_int_equal(call_seq(e, s, 1, op_kv(TN_OP_KV_PUT, "once", "v4")), TN_SESSION_EXPIRED);
+    v = get_value(e, "once");
+    assert_string_equal(v, "v2");
+    free(v);
+    /* another session's seq 1 is its own */
+    assert_int_equal(call_seq(e, s + 1, 1, create), TN_VALUE_EXISTS);
+    tn_engine_close(e);
+}
+
+static void test_in_memory_log_stays_bounded(void **state)
+{
+    (void)state;
+    tn_engine *e;
+    assert_int_equal(tn_engine_open("t-bounded", &e), TN_SUCCESS);
+    uint64_t s = tn_engine_new_session(e);
+    const int writes = 20000;
+    for (int i = 0; i < writes; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "b%d", i % 100);
+        assert_true(tn_code_ok(call1(e, s, op_kv(TN_OP_KV_PUT, k, "value"), NULL)));
+    }
+    uint64_t rev = tn_engine_revision(e), first = tn_engine_log_first_index(e);
+    assert_true(rev > (uint64_t)writes);
+    /* the core holds only the entries since its last compaction (every 512), not all of them */
+    assert_true(first > 1);
+    assert_true(rev - first < 1024);
+    char *v = get_value(e, "b99");
+    assert_string_equal(v, "value");
+    free(v);
     tn_engine_close(e);
 }
 
@@ -176,6 +269,8 @@ int main(void)
         cmocka_unit_test(test_garbage_request_gets_error_response),
         cmocka_unit_test(test_temp_node_expires_near_its_ttl),
         cmocka_unit_test(test_concurrent_writers_get_consecutive_revisions),
+        cmocka_unit_test(test_retry_of_same_session_seq_is_applied_once),
+        cmocka_unit_test(test_in_memory_log_stays_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
