@@ -861,6 +861,11 @@ out:
 
 int tn_logstore_sync(tn_logstore *log, uint64_t *durable_index)
 {
+    return tn_logstore_sync_upto(log, UINT64_MAX, durable_index);
+}
+
+int tn_logstore_sync_upto(tn_logstore *log, uint64_t index, uint64_t *durable_index)
+{
     int rc = TN_SUCCESS;
     size_t nfds = 0;
     pthread_mutex_lock(&log->sync_mu);
@@ -869,6 +874,8 @@ int tn_logstore_sync(tn_logstore *log, uint64_t *durable_index)
         rc = TN_IO_ERROR;
         goto unlock_mu;
     }
+    /* Group commit: a caller that waited for sync_mu while another sync ran is often covered by it. */
+    if (log->durable_index >= index) goto unlock_mu;
     rc = flush_locked(log);
     if (rc != TN_SUCCESS) goto unlock_mu;
     if (log->sync_cap < log->nsegs) {

@@ -1859,11 +1859,13 @@ void tn_node_submit(tn_node *n, const void *req, size_t len, uint64_t owner, tn_
             n->caller_syncs = 0;
             uint64_t gen = n->write_gen;
             int need_sync = n->log && n->synced_gen < gen;
+            uint64_t upto = need_sync ? tn_logstore_last_index(n->log) : 0;
             pthread_mutex_unlock(&n->loop_mu);
             if (need_sync) {
                 /* Sync here rather than through the disk thread and the loop (two thread hops per write);
-                 * concurrent callers share fdatasyncs inside the log store (group commit). */
-                event synced = {.kind = EV_SYNCED, .gen = gen, .rc = tn_logstore_sync(n->log, NULL)};
+                 * concurrent callers share fdatasyncs inside the log store (group commit): one whose
+                 * entries a sync covered while it waited does not sync again. */
+                event synced = {.kind = EV_SYNCED, .gen = gen, .rc = tn_logstore_sync_upto(n->log, upto, NULL)};
                 pthread_mutex_lock(&n->loop_mu);
                 pthread_mutex_lock(&n->mu);
                 stopping = n->stopping;

@@ -42,6 +42,7 @@ static const char *const op_names[] = {"put", "get", "cas", "txn", "mix"};
 
 typedef struct bench_cfg {
     const char *urls; /* NULL: embedded */
+    const char *data_dir; /* embedded: persistent engine in this directory (NULL: in memory) */
     const char *token;
     int clients;
     double seconds;
@@ -110,8 +111,10 @@ static int target_open(const bench_cfg *cfg, target *t, char **err)
 {
     memset(t, 0, sizeof *t);
     if (!cfg->urls) {
-        if (tn_engine_open("bench", &t->engine) != TN_SUCCESS) {
-            *err = sqlite3_mprintf("out of memory opening the embedded engine");
+        char msg[512] = "";
+        int rc = tn_engine_open_dir("bench", cfg->data_dir, &t->engine, msg, sizeof msg);
+        if (rc != TN_SUCCESS) {
+            *err = sqlite3_mprintf("cannot open the embedded engine: %s", msg[0] ? msg : tn_code_name(rc));
             return -1;
         }
         t->session = tn_engine_new_session(t->engine);
@@ -545,6 +548,7 @@ int cmd_bench(int argc, char **argv)
         i++;
         if (strcmp(a, "--cluster") == 0) cluster = v;
         else if (strcmp(a, "--dir") == 0) dir = v;
+        else if (strcmp(a, "--data") == 0) cfg.data_dir = v;
         else if (strcmp(a, "--token") == 0) cfg.token = v;
         else if (strcmp(a, "--clients") == 0) {
             if ((n = cli_parse_long(v, 4096)) < 1) return cli_usage("--clients: '%s' is not a number in 1..4096", v);
@@ -586,6 +590,7 @@ int cmd_bench(int argc, char **argv)
     } else if (cluster || dir) {
         return cli_usage("bench: --embedded excludes --cluster/--dir");
     }
+    if (cfg.data_dir && !embedded) return cli_usage("bench: --data DIR goes with --embedded");
 
     int rc = 1;
     uint8_t *value = malloc((size_t)cfg.value_size);

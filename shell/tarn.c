@@ -32,7 +32,7 @@ static const char usage_text[] =
     "  tarn member add ID URL [--learner] | member remove ID | member promote ID   [--cluster URLS | --dir D]\n"
     "  tarn leader transfer ID [--cluster URLS | --dir D]\n"
     "  tarn snapshot [--cluster URLS | --dir D]\n"
-    "  tarn bench (--cluster URLS | --dir D | --embedded) [--clients N] [--seconds S]\n"
+    "  tarn bench (--cluster URLS | --dir D | --embedded [--data DIR]) [--clients N] [--seconds S]\n"
     "             [--op put|get|cas|txn|mix] [--key-size 16] [--value-size 256] [--keys 100000]\n"
     "             [--stale] [--json]\n"
     "Without --cluster/--dir, commands use $TARN_CLUSTER; the cluster token comes from --token or $TARN_TOKEN.\n";
