@@ -1709,23 +1709,29 @@ static void stop_disk_thread(tn_node *n)
     pthread_join(n->disk_thread, NULL);
 }
 
+/* The disk thread (when there is a log store) and the loop thread. SUCCESS or NOMEM + err. */
+static int start_threads(tn_node *n, char *err, size_t errlen)
+{
+    if (n->log && pthread_create(&n->disk_thread, NULL, disk_main, n) != 0) {
+        snprintf(err, errlen, "cannot start the disk thread");
+        return TN_NOMEM;
+    }
+    if (pthread_create(&n->loop_thread, NULL, loop_main, n) != 0) {
+        stop_disk_thread(n);
+        snprintf(err, errlen, "cannot start the loop thread");
+        return TN_NOMEM;
+    }
+    n->threads_started = 1;
+    return TN_SUCCESS;
+}
+
 int tn_node_start(tn_node *n, char *err, size_t errlen)
 {
     if (!n->cfg.listen_url) {
         /* alone: campaign at the first tick instead of after an election timeout (it wins at once) */
         tn_raft_set_election_timeout(n->raft, 1);
         tn_raft_tick(n->raft);
-        if (n->log && pthread_create(&n->disk_thread, NULL, disk_main, n) != 0) {
-            snprintf(err, errlen, "cannot start the disk thread");
-            return TN_NOMEM;
-        }
-        if (pthread_create(&n->loop_thread, NULL, loop_main, n) != 0) {
-            stop_disk_thread(n);
-            snprintf(err, errlen, "cannot start the loop thread");
-            return TN_NOMEM;
-        }
-        n->threads_started = 1;
-        return TN_SUCCESS;
+        return start_threads(n, err, errlen);
     }
     tn_transport_opts o = {0};
     o.self_id = n->cfg.id;
@@ -1740,16 +1746,8 @@ int tn_node_start(tn_node *n, char *err, size_t errlen)
     int rc = tn_transport_open(&o, &n->tr, err, errlen);
     if (rc != TN_SUCCESS) return rc;
     update_transport_peers(n);
-    if (pthread_create(&n->disk_thread, NULL, disk_main, n) != 0) {
-        snprintf(err, errlen, "cannot start the disk thread");
-        return TN_NOMEM;
-    }
-    if (pthread_create(&n->loop_thread, NULL, loop_main, n) != 0) {
-        stop_disk_thread(n);
-        snprintf(err, errlen, "cannot start the loop thread");
-        return TN_NOMEM;
-    }
-    n->threads_started = 1;
+    rc = start_threads(n, err, errlen);
+    if (rc != TN_SUCCESS) return rc;
     const tn_raft_conf *c = tn_raft_conf_of(n->raft);
     nlog(n, "listening on %s, %u voter(s), %u learner(s), term %" PRIu64 ", last index %" PRIu64,
          n->cfg.listen_url, c->n_voters, c->n_learners, tn_raft_term(n->raft), tn_raft_last_index(n->raft));
