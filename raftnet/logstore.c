@@ -68,6 +68,10 @@ struct tn_logstore {
     uint64_t durable_index;
     int dir_dirty; /* a segment was created: the directory needs an fsync */
     int failed;
+    /* tn_logstore_sync_upto: one caller syncs while the others wait on sync_cv for the durable index to
+     * reach theirs (all woken at once when a sync ends, instead of taking turns on sync_mu). */
+    int syncing;
+    pthread_cond_t sync_cv;
     char err[512];
 
     /* Held for a whole sync, and by truncate/compact/reset so they never overlap one (lock order: sync_mu,
@@ -621,6 +625,7 @@ int tn_logstore_open(const char *dir, const tn_logstore_opts *opts, tn_logstore 
     log->dirfd = -1;
     pthread_mutex_init(&log->mu, NULL);
     pthread_mutex_init(&log->sync_mu, NULL);
+    pthread_cond_init(&log->sync_cv, NULL);
     if (opts) log->opts = *opts;
     if (!log->opts.segment_size) log->opts.segment_size = 64u << 20;
     if (!log->opts.write_buffer) log->opts.write_buffer = 256u << 10;
@@ -682,6 +687,7 @@ void tn_logstore_close(tn_logstore *log)
     if (log->dirfd >= 0) close(log->dirfd);
     pthread_mutex_destroy(&log->mu);
     pthread_mutex_destroy(&log->sync_mu);
+    pthread_cond_destroy(&log->sync_cv);
     free(log->segs);
     free(log->ents);
     free(log->buf);
@@ -859,12 +865,44 @@ out:
     return rc;
 }
 
+static int sync_now(tn_logstore *log);
+
 int tn_logstore_sync(tn_logstore *log, uint64_t *durable_index)
 {
-    return tn_logstore_sync_upto(log, UINT64_MAX, durable_index);
+    int rc = sync_now(log);
+    if (durable_index) *durable_index = tn_logstore_durable_index(log);
+    return rc;
 }
 
 int tn_logstore_sync_upto(tn_logstore *log, uint64_t index, uint64_t *durable_index)
+{
+    int rc = TN_SUCCESS;
+    pthread_mutex_lock(&log->mu);
+    for (;;) {
+        if (log->failed) {
+            rc = TN_IO_ERROR;
+            break;
+        }
+        if (log->durable_index >= index) break;
+        if (log->syncing) {
+            pthread_cond_wait(&log->sync_cv, &log->mu);
+            continue;
+        }
+        log->syncing = 1;
+        pthread_mutex_unlock(&log->mu);
+        rc = sync_now(log); /* covers everything appended so far, so index too */
+        pthread_mutex_lock(&log->mu);
+        log->syncing = 0;
+        pthread_cond_broadcast(&log->sync_cv);
+        if (rc != TN_SUCCESS) break;
+    }
+    if (durable_index) *durable_index = log->durable_index;
+    pthread_mutex_unlock(&log->mu);
+    return rc;
+}
+
+/* One sync of everything appended so far (see tn_logstore_sync); wakes the sync_upto waiters after. */
+static int sync_now(tn_logstore *log)
 {
     int rc = TN_SUCCESS;
     size_t nfds = 0;
@@ -874,8 +912,6 @@ int tn_logstore_sync_upto(tn_logstore *log, uint64_t index, uint64_t *durable_in
         rc = TN_IO_ERROR;
         goto unlock_mu;
     }
-    /* Group commit: a caller that waited for sync_mu while another sync ran is often covered by it. */
-    if (log->durable_index >= index) goto unlock_mu;
     rc = flush_locked(log);
     if (rc != TN_SUCCESS) goto unlock_mu;
     if (log->sync_cap < log->nsegs) {
@@ -921,7 +957,7 @@ int tn_logstore_sync_upto(tn_logstore *log, uint64_t index, uint64_t *durable_in
         log->durable_index = target;
     }
 unlock_mu:
-    if (durable_index) *durable_index = log->durable_index;
+    pthread_cond_broadcast(&log->sync_cv); /* a sync_upto waiter may be covered now (or see `failed`) */
     pthread_mutex_unlock(&log->mu);
     pthread_mutex_unlock(&log->sync_mu);
     return rc;

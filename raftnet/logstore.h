@@ -148,9 +148,10 @@ int tn_logstore_append_batch(tn_logstore *log, const tn_log_entry *entries, size
 /* Makes every entry appended before the call durable. *durable_index (may be NULL) receives the durable
  * index (every entry <= it is on disk). SUCCESS or IO_ERROR (the log is then failed). Any thread. */
 int tn_logstore_sync(tn_logstore *log, uint64_t *durable_index);
-/* The same, but returns at once (SUCCESS) when everything up to `index` is already durable — typically
- * made so by a sync that ran while this caller waited for its turn: concurrent writers that each need
- * their own entry durable share one fdatasync instead of running one each. Same results and threads. */
+/* Makes every entry up to `index` (appended before the call) durable, sharing syncs with concurrent
+ * callers: if a sync is running, waits for it and returns if it covered `index`, else one of the waiters
+ * runs the next sync for all of them (group commit for writers that each need their own entry durable).
+ * Same results and threads as tn_logstore_sync. */
 int tn_logstore_sync_upto(tn_logstore *log, uint64_t index, uint64_t *durable_index);
 
 /* Highest index known durable (as of the last successful sync, lowered by truncate_suffix). Any thread. */

@@ -982,6 +982,85 @@ static void test_concurrent_sync(void **state)
     tn_logstore_close(log);
 }
 
+/* tn_logstore_sync_upto: callers waiting for the same data share one sync, each returns only once its index
+ * is durable, and a failing sync fails every waiter (none is left waiting). */
+typedef struct slow_sync {
+    atomic_int calls;
+    atomic_int fail;
+} slow_sync;
+
+static int slow_sync_fn(void *ctx, int fd, int is_dir)
+{
+    slow_sync *ss = ctx;
+    if (!is_dir) atomic_fetch_add(&ss->calls, 1);
+    usleep(20000); /* long enough for every waiter to arrive while it runs */
+    if (atomic_load(&ss->fail)) {
+        errno = EIO;
+        return -1;
+    }
+    return is_dir ? fsync(fd) : fdatasync(fd);
+}
+
+typedef struct upto_arg {
+    tn_logstore *log;
+    uint64_t index;
+    int rc;
+    uint64_t durable;
+} upto_arg;
+
+static void *upto_main(void *arg)
+{
+    upto_arg *a = arg;
+    a->rc = tn_logstore_sync_upto(a->log, a->index, &a->durable);
+    return NULL;
+}
+
+static void run_upto_callers(tn_logstore *log, uint64_t first, upto_arg *args, int n)
+{
+    pthread_t th[8];
+    for (int i = 0; i < n; i++) {
+        args[i] = (upto_arg){.log = log, .index = first + (uint64_t)i};
+        assert_int_equal(pthread_create(&th[i], NULL, upto_main, &args[i]), 0);
+    }
+    for (int i = 0; i < n; i++) pthread_join(th[i], NULL);
+}
+
+static void test_sync_upto_shared(void **state)
+{
+    fixture *f = *state;
+    slow_sync ss;
+    atomic_init(&ss.calls, 0);
+    atomic_init(&ss.fail, 0);
+    tn_logstore_opts o = {.io = {.sync_fn = slow_sync_fn, .ctx = &ss}};
+    tn_logstore *log = open_ok(f->dir, &o, NULL);
+    upto_arg args[8];
+
+    append_range(log, 1, 8, 1, 0);
+    run_upto_callers(log, 1, args, 8);
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(args[i].rc, TN_SUCCESS);
+        assert_true(args[i].durable >= args[i].index);
+    }
+    /* one sync covered all eight (each segment sync counts once; the log has one segment) */
+    assert_int_equal(atomic_load(&ss.calls), 1);
+    assert_int_equal(tn_logstore_durable_index(log), 8);
+
+    /* already durable: no sync at all */
+    uint64_t d = 0;
+    assert_int_equal(tn_logstore_sync_upto(log, 5, &d), TN_SUCCESS);
+    assert_int_equal(d, 8);
+    assert_int_equal(atomic_load(&ss.calls), 1);
+
+    /* a failing sync fails every waiter, and the log stays failed */
+    append_range(log, 9, 16, 1, 0);
+    atomic_store(&ss.fail, 1);
+    run_upto_callers(log, 9, args, 8);
+    for (int i = 0; i < 8; i++) assert_int_equal(args[i].rc, TN_IO_ERROR);
+    assert_int_equal(tn_logstore_sync_upto(log, 16, NULL), TN_IO_ERROR);
+    assert_true(tn_logstore_durable_index(log) < 9);
+    tn_logstore_close(log);
+}
+
 /* A log is opened by one writer at a time: a second open fails with a clear message until the first closes. */
 static void test_second_open_is_refused(void **state)
 {
@@ -1023,6 +1102,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sync_failure_fail_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_upto_shared, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
