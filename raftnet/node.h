@@ -26,7 +26,12 @@
  *
  * DURABILITY RULES (the etcd-style Ready contract, raft.h)
  *   - rd.entries are appended (pwrite, no fsync) and a sync is requested; msgs_after_persist (votes, append
- *     acks) are held until every write made so far is durable; then tn_raft_persisted is called.
+ *     acks) are held until every write made so far is durable; then tn_raft_persisted is called. Of the
+ *     successful append acks one sync releases to the same leader in the same term, only the last (the
+ *     longest prefix) goes out.
+ *   - Within a Ready: messages carrying entries or votes go out first, then committed entries are applied
+ *     (client answers), then commit-index-only appends. One append is in flight per follower unless
+ *     cfg.max_inflight says otherwise (fewer, larger appends: each message costs far more than its bytes).
  *   - Term and vote are saved with tn_hardstate_save (fsync'd, atomic) before any message of the same Ready
  *     leaves. A Ready that only moves the commit index does not rewrite the file: after a restart the
  *     commit index is learnt again from the leader.
