@@ -581,6 +581,7 @@ int cmd_bench(int argc, char **argv)
     if (cfg.key_size < (int)strlen(KEY_PREFIX) + need)
         return cli_usage("--key-size %d is too small for %ld keys (need %d)", cfg.key_size, cfg.keys,
                          (int)strlen(KEY_PREFIX) + need);
+    if (cfg.data_dir && !embedded) return cli_usage("bench: --data DIR goes with --embedded");
     char *urls = NULL;
     if (!embedded) {
         urls = cli_cluster_urls(cluster, dir);
@@ -590,7 +591,6 @@ int cmd_bench(int argc, char **argv)
     } else if (cluster || dir) {
         return cli_usage("bench: --embedded excludes --cluster/--dir");
     }
-    if (cfg.data_dir && !embedded) return cli_usage("bench: --data DIR goes with --embedded");
 
     int rc = 1;
     uint8_t *value = malloc((size_t)cfg.value_size);

@@ -1,9 +1,10 @@
 """The `tarn` command-line tool, tarn_status() and the cluster client through SQL.
 
 Without a daemon: the "no leader reachable" error against dead ports, tarn_status() rows for unreachable
-members, the CLI's one-line errors, `tarn bench --embedded`. With build/raftnet: a real 3-node loopback
-cluster started by `tarn cluster start` (once for the class), status through the CLI and tarn_status(),
-an SQL round trip through `tarn sql`, a short `tarn bench`. Every raftnet process is stopped by PID in
+members, the CLI's one-line errors, `tarn bench --embedded` (in memory and with --data). With build/raftnet:
+raftnet's flag errors, a real 3-node loopback cluster started by `tarn cluster start` (once for the class),
+status through the CLI and tarn_status(), an SQL round trip through `tarn sql`, short `tarn bench` runs of
+every single-request kind and txn, also given only a follower's URL. Every raftnet process is stopped by PID in
 tearDownClass, whatever happened. Everything is bounded by subprocess timeouts.
 """
 import json
@@ -143,6 +144,23 @@ class WithoutDaemon(unittest.TestCase):
         for u in urls:
             self.assertTrue(any(u in line and "unreachable" in line for line in lines), r.stdout)
 
+    def test_bench_embedded_persistent(self):
+        d = tempfile.mkdtemp(prefix="tarn-cli-bench-")
+        try:
+            r = tarn("bench", "--embedded", "--data", d, "--op", "put", "--clients", "4", "--seconds", "0.3",
+                     "--json", timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            res = json.loads(r.stdout)
+            self.assertEqual(res["errors"], 0)
+            self.assertGreater(res["ops"], 0)
+            segs = [f for f in os.listdir(os.path.join(d, "log")) if f.endswith(".seg")]
+            self.assertTrue(segs, os.listdir(d))
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+        r = tarn("bench", "--dir", d, "--data", d)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--data DIR goes with --embedded", r.stderr)
+
     def test_bench_embedded_json(self):
         for op in ("put", "get", "txn"):
             r = tarn("bench", "--embedded", "--op", op, "--clients", "2", "--seconds", "0.3", "--keys", "500",
@@ -182,6 +200,13 @@ class WithCluster(unittest.TestCase):
             # Whatever happened above: every process this class started goes, by PID.
             kill_raftnets(set(cls.pids.values()) | set(cls.read_pids().values()))
             shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_raftnet_bad_max_inflight(self):
+        for bad in ("0", "257", "x"):
+            r = subprocess.run([RAFTNET, "--id", "1", "--max-inflight", bad], capture_output=True, text=True,
+                               timeout=10)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("bad value for --max-inflight: '%s'" % bad, r.stderr)
 
     def test_start_wrote_config_and_urls(self):
         urls = self.urls.split(",")
@@ -272,12 +297,26 @@ class WithCluster(unittest.TestCase):
         self.assertTrue(r.stderr.startswith("tarn: member promote 99: "), r.stderr)
 
     def test_bench_against_cluster(self):
-        r = tarn("bench", "--dir", self.dir, "--op", "put", "--clients", "2", "--seconds", "0.5", "--json",
+        # put/get/cas clients are event-driven, txn clients are threads: every kind finishes without errors
+        for op in ("put", "get", "cas", "txn"):
+            r = tarn("bench", "--dir", self.dir, "--op", op, "--clients", "4", "--seconds", "0.5",
+                     "--keys", "200", "--json", timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            res = json.loads(r.stdout)
+            self.assertEqual(res["target"], "cluster")
+            self.assertEqual(res["op"], op)
+            self.assertEqual(res["errors"], 0, r.stderr)
+            self.assertGreater(res["ops"], 0)
+
+    def test_bench_through_one_follower(self):
+        # given only a follower's URL, the clients are answered (forwarded, then at the leader it names)
+        r = tarn("status", "--dir", self.dir, timeout=20)
+        follower = next(line.split()[1] for line in r.stdout.splitlines()[1:] if line.split()[2] == "follower")
+        r = tarn("bench", "--cluster", follower, "--op", "put", "--clients", "2", "--seconds", "0.5", "--json",
                  timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         res = json.loads(r.stdout)
-        self.assertEqual(res["target"], "cluster")
-        self.assertEqual(res["errors"], 0)
+        self.assertEqual(res["errors"], 0, r.stderr)
         self.assertGreater(res["ops"], 0)
 
 
