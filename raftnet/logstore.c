@@ -890,11 +890,11 @@ int tn_logstore_sync_upto(tn_logstore *log, uint64_t index, uint64_t *durable_in
         }
         log->syncing = 1;
         pthread_mutex_unlock(&log->mu);
-        rc = sync_now(log); /* covers everything appended so far, so index too */
+        rc = sync_now(log); /* covers everything appended before the call, so `index` too */
         pthread_mutex_lock(&log->mu);
         log->syncing = 0;
         pthread_cond_broadcast(&log->sync_cv);
-        if (rc != TN_SUCCESS) break;
+        break; /* also for an index never appended (a caller's bug): one sync, never a loop of them */
     }
     if (durable_index) *durable_index = log->durable_index;
     pthread_mutex_unlock(&log->mu);
