@@ -105,7 +105,7 @@ int tn_sm_apply(tn_sm *sm, uint64_t index, const void *cmd_bytes, size_t len, tn
         if (verdict != TN_SESSION_NEW) {
             uint64_t req_id = req.req_id;
             tn_req_clear(&req);
-            if (verdict == TN_SESSION_RETRY) return tn_sm_resp_with_req_id(cached, cached_len, req_id, out);
+            if (verdict == TN_SESSION_RETRY) return tn_resp_rewrite(cached, cached_len, req_id, NULL, out);
             return tn_resp_error(out, req_id, TN_SESSION_EXPIRED, NULL,
                                  "duplicate of a write older than the session's last one: not applied");
         }
@@ -119,19 +119,6 @@ int tn_sm_apply(tn_sm *sm, uint64_t index, const void *cmd_bytes, size_t len, tn
     rc = apply_request(sm, index, &cmd, &req, out);
     tn_req_clear(&req);
     return rc;
-}
-
-int tn_sm_resp_with_req_id(const void *resp, size_t len, uint64_t req_id, tn_wr *out)
-{
-    tn_rd r;
-    tn_rd_init(&r, resp, len);
-    const uint8_t *hdr = tn_rd_raw(&r, 4);
-    (void)tn_rd_varint(&r);
-    if (r.err) return TN_BAD_REQUEST;
-    tn_wr_raw(out, hdr, 4);
-    tn_wr_varint(out, req_id);
-    tn_wr_raw(out, (const uint8_t *)resp + r.off, len - r.off);
-    return out->oom ? TN_NOMEM : TN_SUCCESS;
 }
 
 /* Applies a decoded request (no session check); appends the response. */

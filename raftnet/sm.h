@@ -54,8 +54,6 @@ int tn_sm_read(const tn_sm *sm, const tn_req *req, tn_wr *out);
  * snapshot image. */
 size_t tn_sm_session_count(const tn_sm *sm);
 
-/* Appends resp (an encoded wire.h response) with its req_id replaced. SUCCESS, BAD_REQUEST, NOMEM. */
-int tn_sm_resp_with_req_id(const void *resp, size_t len, uint64_t req_id, tn_wr *out);
 
 /* Builds the expiry request for temp nodes due at now_ms: one KV_EXPIRE op per node (at most `limit`),
  * each carrying the node's create revision, in a plain (non-atomic) request appended to out — the bytes a
