@@ -746,13 +746,18 @@ int tn_cluster_call(tn_cluster *cl, const tn_wr *req, tn_wr *resp, char **errmsg
     return rc;
 }
 
+int tn_cluster_req_encode(tn_cluster *cl, tn_req *req, tn_wr *w)
+{
+    req->client_id = cl->client_id;
+    if (req->seq == 0 && tn_req_is_write(req)) req->seq = tn_cluster_next_seq(cl);
+    return tn_req_encode(req, w);
+}
+
 int tn_cluster_call_req(tn_cluster *cl, tn_req *req, tn_wr *resp, char **errmsg)
 {
     tn_wr w;
     tn_wr_init(&w);
-    req->client_id = cl->client_id;
-    if (req->seq == 0 && tn_req_is_write(req)) req->seq = tn_cluster_next_seq(cl);
-    int rc = tn_req_encode(req, &w);
+    int rc = tn_cluster_req_encode(cl, req, &w);
     if (rc != TN_SUCCESS) {
         if (errmsg) *errmsg = sqlite3_mprintf("tarn: cannot encode the request: %s", tn_code_name(rc));
     } else {

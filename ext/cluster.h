@@ -80,8 +80,13 @@ int tn_cluster_call(tn_cluster *cl, const tn_wr *req, tn_wr *resp, char **errmsg
 typedef void (*tn_cluster_done_fn)(void *arg, int rc, const uint8_t *resp, size_t len, const char *errmsg);
 int tn_cluster_call_async(tn_cluster *cl, const tn_wr *req, tn_cluster_done_fn done, void *arg);
 
-/* Convenience: fills req->client_id and, for a write request with seq 0, a fresh seq, encodes it and
- * calls tn_cluster_call. Returns as tn_cluster_call (plus encoder errors). */
+/* Fills req->client_id with the cluster's session and, for a write request with seq 0, a fresh seq, then
+ * encodes it (appended to w): what tn_cluster_call_req sends, for callers of tn_cluster_call_async.
+ * Returns tn_req_encode's result. */
+int tn_cluster_req_encode(tn_cluster *cl, tn_req *req, tn_wr *w);
+
+/* Convenience: tn_cluster_req_encode, then tn_cluster_call. Returns as tn_cluster_call (plus encoder
+ * errors). */
 int tn_cluster_call_req(tn_cluster *cl, tn_req *req, tn_wr *resp, char **errmsg);
 
 uint64_t tn_cluster_client_id(const tn_cluster *cl);

@@ -360,10 +360,8 @@ static void async_issue(worker *w)
         tn_req req;
         simple_op(w, w->cfg->op, ops, k1, &req);
         req.req_id = ++w->t.next_req;
-        req.client_id = tn_cluster_client_id(w->t.cl);
-        if (tn_req_is_write(&req)) req.seq = tn_cluster_next_seq(w->t.cl);
         w->req_buf.len = 0;
-        int rc = tn_req_encode(&req, &w->req_buf);
+        int rc = tn_cluster_req_encode(w->t.cl, &req, &w->req_buf);
         w->t0 = mono_ns();
         atomic_store(&w->issuing, ISSUE_BUSY);
         if (rc == TN_SUCCESS) rc = tn_cluster_call_async(w->t.cl, &w->req_buf, async_done, w);
@@ -407,6 +405,20 @@ static void run_async(worker *w, int n, long long end)
     pthread_cond_destroy(&ar.cv);
 }
 
+/* ops[0..n) = puts of keys first..first+n-1 with `value`; the keys are written to keys[k * 64]. */
+static void fill_puts(const bench_cfg *cfg, const uint8_t *value, long first, size_t n, tn_op *ops, char *keys)
+{
+    memset(ops, 0, n * sizeof *ops);
+    for (size_t k = 0; k < n; k++) {
+        make_key(cfg, first + (long)k, keys + k * 64);
+        ops[k].opcode = TN_OP_KV_PUT;
+        ops[k].key = (const uint8_t *)keys + k * 64;
+        ops[k].key_len = (size_t)cfg->key_size;
+        ops[k].value = value;
+        ops[k].value_len = (size_t)cfg->value_size;
+    }
+}
+
 /* mkdir bench, then (unless only puts run) every key in batches, through t (which the caller keeps open
  * for the run: the last close of the embedded engine would drop its store). 0, or -1 with a message. */
 static int load(bench_cfg *cfg, const uint8_t *value, target *t)
@@ -445,17 +457,9 @@ static int load(bench_cfg *cfg, const uint8_t *value, target *t)
     if (cfg->op == OP_TXN || cfg->op == OP_MIX) {
         /* Does the store take atomic KV requests? An atomic put of keys 0 and 1 tells (they are loaded
          * anyway). Two ops: a one-op request may be applied as a plain one whatever its flag says. */
-        char k[2][64];
+        char k[2 * 64];
         tn_op two[2];
-        memset(two, 0, sizeof two);
-        for (int i = 0; i < 2; i++) {
-            make_key(cfg, i, k[i]);
-            two[i].opcode = TN_OP_KV_PUT;
-            two[i].key = (const uint8_t *)k[i];
-            two[i].key_len = (size_t)cfg->key_size;
-            two[i].value = value;
-            two[i].value_len = (size_t)cfg->value_size;
-        }
+        fill_puts(cfg, value, 0, 2, two, k);
         memset(&req, 0, sizeof req);
         req.flags = TN_REQF_ATOMIC;
         req.ops = two;
@@ -480,15 +484,9 @@ static int load(bench_cfg *cfg, const uint8_t *value, target *t)
             goto done;
         }
         for (long i = 0; i < cfg->keys;) {
-            size_t n = 0;
-            for (; n < LOAD_BATCH && i < cfg->keys; n++, i++) {
-                make_key(cfg, i, keys + n * 64);
-                ops[n].opcode = TN_OP_KV_PUT;
-                ops[n].key = (const uint8_t *)keys + n * 64;
-                ops[n].key_len = (size_t)cfg->key_size;
-                ops[n].value = value;
-                ops[n].value_len = (size_t)cfg->value_size;
-            }
+            size_t n = cfg->keys - i < LOAD_BATCH ? (size_t)(cfg->keys - i) : LOAD_BATCH;
+            fill_puts(cfg, value, i, n, ops, keys);
+            i += (long)n;
             memset(&req, 0, sizeof req);
             req.ops = ops;
             req.n_ops = n;
