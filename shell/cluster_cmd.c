@@ -28,10 +28,10 @@
 
 #include "cluster.h"
 #include "status.h"
-#include "status_vtab.h"
+#include "members.h"
 #include "tarn_cli.h"
 #include "tn_code.h"
-#include "transport.h"
+#include "envelope.h"
 #include "wire.h"
 
 #define MAX_NODES 16

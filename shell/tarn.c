@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "tarn_cli.h"
-#include "tarn_ext.h"
+#include "version.h"
 
 static const char usage_text[] =
     "usage:\n"

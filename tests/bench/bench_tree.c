@@ -46,7 +46,7 @@ static uint64_t splitmix(uint64_t x)
     return x ^ (x >> 31);
 }
 
-static int count_visit(void *arg, const tn_node_view *v)
+static int count_visit(void *arg, const tn_tree_node_view *v)
 {
     size_t *n = arg;
     *n += v->value_len ? 1 : 0;
@@ -104,7 +104,7 @@ int main(int argc, char **argv)
     t0 = now_s();
     size_t found = 0;
     for (size_t i = 0; i < n; i++) {
-        tn_node_view v;
+        tn_tree_node_view v;
         size_t j = (size_t)(((unsigned __int128)i * p) % n);
         if (tn_tree_get(t, keys + j * (KEY_LEN + 1), KEY_LEN, &v) == TN_SUCCESS) found += v.value_len == VALUE_LEN;
     }

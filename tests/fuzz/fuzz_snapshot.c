@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "sm.h"
 #include "snapshot.h"
 #include "tree.h"

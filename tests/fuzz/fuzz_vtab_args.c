@@ -11,6 +11,7 @@
 
 #include <sqlite3.h>
 
+#include "fuzz.h"
 #include "vtab_args.h"
 
 #define FUZZ_MAX_ARGS 4096

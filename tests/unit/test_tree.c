@@ -34,9 +34,9 @@ static int mkd(tn_tree *t, uint64_t idx, const char *k)
     return tn_tree_mkdir(t, &c, K(k));
 }
 
-static tn_node_view get_ok(tn_tree *t, const char *k)
+static tn_tree_node_view get_ok(tn_tree *t, const char *k)
 {
-    tn_node_view v;
+    tn_tree_node_view v;
     memset(&v, 0, sizeof v);
     assert_int_equal(tn_tree_get(t, K(k), &v), TN_SUCCESS);
     return v;
@@ -44,13 +44,13 @@ static tn_node_view get_ok(tn_tree *t, const char *k)
 
 static int get_rc(tn_tree *t, const char *k)
 {
-    tn_node_view v;
+    tn_tree_node_view v;
     return tn_tree_get(t, K(k), &v);
 }
 
 static void assert_value(tn_tree *t, const char *k, const char *val)
 {
-    tn_node_view v = get_ok(t, k);
+    tn_tree_node_view v = get_ok(t, k);
     assert_false(v.is_dir);
     assert_int_equal(v.value_len, strlen(val));
     assert_memory_equal(v.value, val, strlen(val));
@@ -85,7 +85,7 @@ typedef struct keys {
     int seen;
 } keys;
 
-static int collect(void *arg, const tn_node_view *v)
+static int collect(void *arg, const tn_tree_node_view *v)
 {
     keys *ks = arg;
     if (ks->len) ks->buf[ks->len++] = '|';
@@ -112,7 +112,7 @@ static void test_root(void **state)
     (void)state;
     tn_tree *t = tn_tree_new(NULL);
     assert_non_null(t);
-    tn_node_view v = get_ok(t, "");
+    tn_tree_node_view v = get_ok(t, "");
     assert_true(v.is_dir);
     assert_int_equal(v.key_len, 0);
     assert_non_null(v.key);
@@ -144,7 +144,7 @@ typedef struct last_bytes {
     int n;
 } last_bytes;
 
-static int collect_last(void *arg, const tn_node_view *v)
+static int collect_last(void *arg, const tn_tree_node_view *v)
 {
     last_bytes *lb = arg;
     assert_true(lb->n < 8 && v->key_len > 0);
@@ -178,7 +178,7 @@ static void test_key_rules(void **state)
     assert_int_equal(tn_tree_put(t, &c, big, n, K("v")), TN_SUCCESS);
     assert_int_equal(tn_tree_put(t, &c, big, n + 1, K("v")), TN_KEY_TOO_LONG);
     assert_int_equal(tn_tree_mkdir(t, &c, big, n + 1), TN_KEY_TOO_LONG);
-    tn_node_view v;
+    tn_tree_node_view v;
     assert_int_equal(tn_tree_get(t, big, n, &v), TN_SUCCESS);
     assert_int_equal(v.key_len, n);
     assert_int_equal(tn_tree_get(t, big, n + 1, &v), TN_KEY_TOO_LONG);
@@ -230,7 +230,7 @@ static void test_value_limits(void **state)
     big[n - 1] = 'z';
     assert_int_equal(tn_tree_put(t, &c, K("big"), big, n), TN_SUCCESS);
     assert_int_equal(tn_tree_put(t, &c, K("big2"), big, n + 1), TN_VALUE_TOO_LONG);
-    tn_node_view v = get_ok(t, "big");
+    tn_tree_node_view v = get_ok(t, "big");
     assert_int_equal(v.value_len, n);
     assert_memory_equal(v.value, big, n);
     free(big);
@@ -244,7 +244,7 @@ static void test_put_overwrite(void **state)
     (void)state;
     tn_tree *t = tn_tree_new(NULL);
     assert_int_equal(put(t, 5, "k", "one"), TN_SUCCESS);
-    tn_node_view v = get_ok(t, "k");
+    tn_tree_node_view v = get_ok(t, "k");
     assert_int_equal(v.create_rev, 5);
     assert_int_equal(v.update_rev, 5);
     assert_int_equal(v.create_time, 50);
@@ -289,7 +289,7 @@ static void test_parent_rules(void **state)
     assert_int_equal(mkd(t, 3, "d"), TN_SUCCESS);
     assert_int_equal(mkd(t, 4, "d"), TN_DIR_EXISTS);
     assert_int_equal(put(t, 4, "d", "v"), TN_DIR_EXISTS);
-    tn_node_view v = get_ok(t, "d");
+    tn_tree_node_view v = get_ok(t, "d");
     assert_true(v.is_dir);
     assert_null(v.value);
     assert_int_equal(v.create_rev, 3);
@@ -319,7 +319,7 @@ static void test_overwrite_churn(void **state)
         val[0] = (char)('A' + r % 26);
         tn_wctx c = cx(rev, time, 0);
         assert_int_equal(tn_tree_put(t, &c, K("d.k"), val, (size_t)vl), TN_SUCCESS_OVERWRITE);
-        tn_node_view v = get_ok(t, "d.k");
+        tn_tree_node_view v = get_ok(t, "d.k");
         assert_int_equal(v.create_rev, 2);
         assert_int_equal(v.create_time, 20);
         assert_true(v.update_rev == rev);
@@ -328,7 +328,7 @@ static void test_overwrite_churn(void **state)
         assert_true(get_ok(t, "d").update_rev == rev);
     }
     /* a value that points into the node being overwritten */
-    tn_node_view v = get_ok(t, "d.k");
+    tn_tree_node_view v = get_ok(t, "d.k");
     char expect[32];
     memcpy(expect, v.value, v.value_len);
     expect[v.value_len] = 0;
@@ -379,7 +379,7 @@ static void test_remove(void **state)
     assert_int_equal(tn_tree_count(t), 2);
     assert_int_equal(tn_tree_remove(t, &c, K("d.x")), TN_SUCCESS);
     assert_int_equal(get_rc(t, "d.x"), TN_NOT_FOUND);
-    tn_node_view v = get_ok(t, "d");
+    tn_tree_node_view v = get_ok(t, "d");
     assert_int_equal(v.update_rev, 10);
     assert_int_equal(v.update_time, 100);
     assert_int_equal(v.create_rev, 1);
@@ -413,7 +413,7 @@ static void test_deep_paths_and_ancestors(void **state)
     size_t alen = 0;
     for (int i = 0; i < DEPTH; i++) {
         alen += (size_t)sprintf(anc + alen, "%sd%d", i ? "." : "", i);
-        tn_node_view v = get_ok(t, anc);
+        tn_tree_node_view v = get_ok(t, anc);
         assert_int_equal(v.update_rev, 1000);
         assert_int_equal(v.update_time, 10000);
         assert_int_equal(v.create_rev, (uint64_t)i + 1);
@@ -468,7 +468,7 @@ static void test_cas(void **state)
     assert_int_equal(tn_tree_cas(t, &c, K("k"), K("wrong"), K("v2")), TN_CAS_MISMATCH);
     assert_int_equal(tn_tree_cas(t, &c, K("k"), K("v"), K("v2")), TN_CAS_MISMATCH); /* prefix only */
     assert_int_equal(tn_tree_cas(t, &c, K("k"), K("v1"), K("v2")), TN_SUCCESS_OVERWRITE);
-    tn_node_view v = get_ok(t, "k");
+    tn_tree_node_view v = get_ok(t, "k");
     assert_int_equal(v.create_rev, 1);
     assert_int_equal(v.update_rev, 2);
     assert_value(t, "k", "v2");
@@ -507,7 +507,7 @@ static void test_temp_nodes(void **state)
     assert_int_equal(tn_tree_put_temp(t, &c1, K("t"), K("v"), 100001), TN_INVALID_TTL);
     assert_int_equal(tn_tree_mkdir_temp(t, &c1, K("td"), 0), TN_INVALID_TTL);
     assert_int_equal(tn_tree_put_temp(t, &c1, K("t"), K("v"), 100000), TN_SUCCESS);
-    tn_node_view v = get_ok(t, "t");
+    tn_tree_node_view v = get_ok(t, "t");
     assert_int_equal(v.owner, 1);
     assert_int_equal(v.ttl_ms, 100000);
     assert_int_equal(v.expire_at, 101000);
@@ -594,7 +594,7 @@ static void test_update_ttl(void **state)
     assert_int_equal(tn_tree_update_ttl(t, &c, K("d.t"), 0), TN_INVALID_TTL);
     assert_int_equal(tn_tree_update_ttl(t, &c, K("d.t"), TN_TREE_MAX_TTL_MS_DEFAULT + 1), TN_INVALID_TTL);
     assert_int_equal(tn_tree_update_ttl(t, &c, K("d.t"), 777), TN_SUCCESS);
-    tn_node_view v = get_ok(t, "d.t");
+    tn_tree_node_view v = get_ok(t, "d.t");
     assert_int_equal(v.ttl_ms, 777);
     assert_int_equal(v.expire_at, 6777);
     assert_int_equal(v.update_rev, 6);
@@ -688,7 +688,7 @@ typedef struct due_check {
     int n;
 } due_check;
 
-static int check_due(void *arg, const tn_node_view *v)
+static int check_due(void *arg, const tn_tree_node_view *v)
 {
     due_check *dc = arg;
     if (dc->n) {
@@ -822,7 +822,7 @@ typedef struct order_check {
     int n;
 } order_check;
 
-static int check_sorted(void *arg, const tn_node_view *v)
+static int check_sorted(void *arg, const tn_tree_node_view *v)
 {
     order_check *oc = arg;
     if (oc->n) {
@@ -878,7 +878,7 @@ typedef struct model_check {
     int n;
 } model_check;
 
-static int check_model(void *arg, const tn_node_view *v)
+static int check_model(void *arg, const tn_tree_node_view *v)
 {
     model_check *mc = arg;
     while (mc->next < STRESS_KEYS && !mc->present[mc->next]) mc->next++;
@@ -1047,7 +1047,7 @@ static void random_op(tn_tree *a, tn_tree *b, uint64_t *s, uint64_t idx, int *ok
     int vlen = sprintf(val, "v%llu", (unsigned long long)(rng_next(s) % 50));
     tn_wctx c = cx(idx, (int64_t)idx * 3, 1 + rng_next(s) % 2);
     int64_t ttl = 1 + (int64_t)(rng_next(s) % 40);
-    tn_node_view v;
+    tn_tree_node_view v;
     int ra, rb;
     int kind = (int)(rng_next(s) % 10);
     switch (kind) {

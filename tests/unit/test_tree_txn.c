@@ -93,7 +93,7 @@ static void test_rollback_every_write(void **state)
     /* Expiry order survived: the due list is the same as without the transaction. */
     tn_wctx e = cx(11, 0);
     e.time_ms = 40 + 5000;
-    tn_node_view v;
+    tn_tree_node_view v;
     assert_int_equal(tn_tree_get(t, K("lock"), &v), TN_SUCCESS);
     assert_int_equal(tn_tree_expire(t, &e, K("lock"), v.create_rev), TN_SUCCESS);
     free(before);
@@ -203,7 +203,7 @@ static void test_atomic_all_or_nothing(void **state)
     make_collection(colls);
     size_t tlen, clen;
     uint8_t *timg = image(t, &tlen), *cimg = colls_image(colls, &clen);
-    tn_node_view alice;
+    tn_tree_node_view alice;
     assert_int_equal(tn_tree_get(t, K("users.alice"), &alice), TN_SUCCESS);
 
     tn_wr rows;
@@ -244,7 +244,7 @@ static void test_atomic_all_or_nothing(void **state)
     assert_int_equal(resp.results[1].n_entries, 1); /* the node as written */
     assert_int_equal(resp.results[1].entries[0].update_rev, 20);
     tn_resp_clear(&resp);
-    tn_node_view v;
+    tn_tree_node_view v;
     assert_int_equal(tn_tree_get(t, K("users.carol"), &v), TN_SUCCESS);
     assert_int_equal(tn_tree_get(t, K("users.bob"), &v), TN_NOT_FOUND);
     assert_int_equal(tn_colls_rows(colls, K("acc")), 1);

@@ -25,7 +25,7 @@ static int allowed_in_txn(int opcode)
 /* An op's condition against the tree as it is now. SUCCESS when it holds. */
 static int check_cond(const tn_tree *tree, const tn_op *op)
 {
-    tn_node_view v;
+    tn_tree_node_view v;
     int rc;
     switch (op->cond) {
     case TN_COND_NONE:
@@ -121,7 +121,7 @@ int tn_atomic_apply(tn_tree *tree, tn_colls *colls, const tn_wctx *ctx, const tn
             tn_resp_blob(&b, blobs[i].p, blobs[i].len);
         } else if (op->opcode != TN_OP_KV_REMOVE && op->opcode != TN_OP_KV_CHECK &&
                    !(op->opcode == TN_OP_KV_CAS && (!op->value || !op->value_len))) {
-            tn_node_view v;
+            tn_tree_node_view v;
             if (tn_tree_get(tree, op->key, op->key_len, &v) == TN_SUCCESS) {
                 tn_entry e;
                 memset(&e, 0, sizeof e);

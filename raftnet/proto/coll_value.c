@@ -3,7 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "coll_int.h"
+#include "coll_codec.h"
 
 /* ---- values -------------------------------------------------------------------------------------- */
 
@@ -300,10 +300,10 @@ void tn_coll_schema_encode(const tn_coll_schema *s, tn_wr *w)
 int tn_coll_schema_decode(tn_rd *r, tn_coll_schema *s)
 {
     char msg[160];
-    return coll_schema_decode_msg(r, s, msg, sizeof msg);
+    return tn_coll_schema_decode_msg(r, s, msg, sizeof msg);
 }
 
-int coll_schema_decode_msg(tn_rd *r, tn_coll_schema *s, char *msg, size_t cap)
+int tn_coll_schema_decode_msg(tn_rd *r, tn_coll_schema *s, char *msg, size_t cap)
 {
     memset(s, 0, sizeof *s);
     snprintf(msg, cap, "malformed schema");
@@ -361,7 +361,7 @@ size_t tn_coll_schema_n_idx(const tn_coll_schema *s)
     return n;
 }
 
-int coll_schema_copy(const tn_coll_schema *src, tn_coll_schema *dst, void **mem)
+int tn_coll_schema_copy(const tn_coll_schema *src, tn_coll_schema *dst, void **mem)
 {
     size_t bytes = src->n_cols * sizeof(tn_coll_column);
     for (size_t k = 0; k < src->n_cols; k++) bytes += src->cols[k].name_len;

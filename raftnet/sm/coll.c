@@ -32,7 +32,7 @@ static int name_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
     return (an > bn) - (an < bn);
 }
 
-size_t crow_size(const coll *c, const crow *r)
+size_t tn_crow_size(const coll *c, const crow *r)
 {
     return malloc_usable_size((void *)(uintptr_t)r);
 }
@@ -43,17 +43,17 @@ static void coll_free(coll *c)
     /* rows are owned through the pk tree */
     if (c->pk.root) {
         bt_cur cur;
-        bt_first(&c->pk, &cur);
+        tn_bt_first(&c->pk, &cur);
         while (bt_valid(&cur)) {
             crow *r = bt_get(&cur);
-            bt_next(&cur);
+            tn_bt_next(&cur);
             free(r);
         }
     }
-    bt_destroy(&c->pk);
+    tn_bt_destroy(&c->pk);
     for (size_t s = 0; c->slot_role && s < c->n_idx; s++) { /* roles are set only once built */
-        if (c->otree && c->slot_role[s] == TN_R_ORDERED) bt_destroy(&c->otree[s]);
-        if (c->hash && c->slot_role[s] == TN_R_HASH) hidx_destroy(&c->hash[s]);
+        if (c->otree && c->slot_role[s] == TN_R_ORDERED) tn_bt_destroy(&c->otree[s]);
+        if (c->hash && c->slot_role[s] == TN_R_HASH) tn_hidx_destroy(&c->hash[s]);
     }
     free(c->otree);
     free(c->hash);
@@ -76,7 +76,7 @@ static coll *coll_new(const uint8_t *name, size_t name_len, const tn_coll_schema
     if (!c->name) goto fail;
     memcpy(c->name, name, name_len);
     c->name_len = name_len;
-    if (coll_schema_copy(s, &c->schema, &c->schema_mem) != TN_SUCCESS) goto fail;
+    if (tn_coll_schema_copy(s, &c->schema, &c->schema_mem) != TN_SUCCESS) goto fail;
     c->pk_col = tn_coll_schema_pk(s);
     c->n_idx = tn_coll_schema_n_idx(s);
     size_t ns = c->n_idx ? c->n_idx : 1;
@@ -101,13 +101,13 @@ static coll *coll_new(const uint8_t *name, size_t name_len, const tn_coll_schema
         }
     }
     /* slot_role doubles as "initialised" marker for coll_free: set roles only as structures exist */
-    if (bt_init(&c->pk, -1)) goto fail;
+    if (tn_bt_init(&c->pk, -1)) goto fail;
     size_t hslot = 0;
     for (size_t k = 0; k < c->n_idx; k++) {
         uint8_t role = c->slot_role[k];
         c->slot_role[k] = 0;
-        if (role == TN_R_ORDERED ? bt_init(&c->otree[k], (int)k)
-                                 : hidx_init(&c->hash[k], (int)k, (int)hslot++, c->n_idx))
+        if (role == TN_R_ORDERED ? tn_bt_init(&c->otree[k], (int)k)
+                                 : tn_hidx_init(&c->hash[k], (int)k, (int)hslot++, c->n_idx))
             goto fail;
         c->slot_role[k] = role;
     }
@@ -120,7 +120,7 @@ fail:
 static crow *coll_get(const coll *c, const tn_val *pk)
 {
     bt_cur cur;
-    bt_seek(&c->pk, pk, 0, &cur, NULL);
+    tn_bt_seek(&c->pk, pk, 0, &cur, NULL);
     if (!bt_valid(&cur)) return NULL;
     crow *r = bt_get(&cur);
     return tn_val_cmp(&r->pk, pk) == 0 ? r : NULL;
@@ -130,7 +130,7 @@ static crow *coll_get(const coll *c, const tn_val *pk)
 static int otree_has_value(const bt *t, const tn_val *v)
 {
     bt_cur cur;
-    bt_seek(t, v, 0, &cur, NULL);
+    tn_bt_seek(t, v, 0, &cur, NULL);
     return bt_valid(&cur) && tn_val_cmp(bt_key(t, bt_get(&cur)), v) == 0;
 }
 
@@ -139,10 +139,10 @@ static void unlink_slots(coll *c, crow *r, size_t upto)
     for (size_t s = 0; s < upto; s++) {
         const tn_val *v = &r->idx[s];
         if (c->slot_role[s] == TN_R_ORDERED) {
-            bt_delete(&c->otree[s], r);
+            tn_bt_delete(&c->otree[s], r);
             if (!otree_has_value(&c->otree[s], v)) c->distinct[s]--;
         } else {
-            hidx_delete(&c->hash[s], r);
+            tn_hidx_delete(&c->hash[s], r);
         }
         if (v->type == TN_V_NULL) c->nulls[s]--;
     }
@@ -151,20 +151,20 @@ static void unlink_slots(coll *c, crow *r, size_t upto)
 /* Puts r into the pk tree and every index; all or nothing. 0 or -1 (NOMEM). */
 static int coll_link(coll *c, crow *r)
 {
-    if (bt_insert(&c->pk, r)) return -1;
+    if (tn_bt_insert(&c->pk, r)) return -1;
     for (size_t s = 0; s < c->n_idx; s++) {
         const tn_val *v = &r->idx[s];
         int fail;
         if (c->slot_role[s] == TN_R_ORDERED) {
             int had = otree_has_value(&c->otree[s], v);
-            fail = bt_insert(&c->otree[s], r);
+            fail = tn_bt_insert(&c->otree[s], r);
             if (!fail && !had) c->distinct[s]++;
         } else {
-            fail = hidx_insert(&c->hash[s], r);
+            fail = tn_hidx_insert(&c->hash[s], r);
         }
         if (fail) {
             unlink_slots(c, r, s);
-            bt_delete(&c->pk, r);
+            tn_bt_delete(&c->pk, r);
             return -1;
         }
         if (v->type == TN_V_NULL) c->nulls[s]++;
@@ -175,7 +175,7 @@ static int coll_link(coll *c, crow *r)
 static void coll_unlink(coll *c, crow *r)
 {
     unlink_slots(c, r, c->n_idx);
-    bt_delete(&c->pk, r);
+    tn_bt_delete(&c->pk, r);
 }
 
 static uint64_t slot_distinct(const coll *c, size_t s)
@@ -376,7 +376,7 @@ typedef struct wbatch {
 static void wbatch_clear(wbatch *b)
 {
     if (b->pred_mem)
-        for (size_t k = 0; k < b->n; k++) coll_preds_free(b->pred_mem[k]);
+        for (size_t k = 0; k < b->n; k++) tn_coll_preds_free(b->pred_mem[k]);
     free(b->pred_mem);
     free(b->ops);
     free(b->vals);
@@ -459,7 +459,7 @@ static int rows_decode(const coll *c, tn_rd *r, wbatch *b, char *msg, size_t cap
                 break;
             }
             tn_coll_pred *preds = NULL;
-            int prc = coll_preds_decode(r, (size_t)np, &preds, &b->pred_mem[k]);
+            int prc = tn_coll_preds_decode(r, (size_t)np, &preds, &b->pred_mem[k]);
             if (prc == TN_NOMEM) {
                 free(val_at);
                 rc = TN_NOMEM;
@@ -469,7 +469,7 @@ static int rows_decode(const coll *c, tn_rd *r, wbatch *b, char *msg, size_t cap
             op->preds = preds;
             op->n_preds = (size_t)np;
             op->expect_rev = tn_rd_varint(r);
-            if (!r->err && coll_preds_check(c, preds, (size_t)np, msg, cap) != TN_SUCCESS) {
+            if (!r->err && tn_coll_preds_check(c, preds, (size_t)np, msg, cap) != TN_SUCCESS) {
                 free(val_at);
                 goto fail;
             }
@@ -625,7 +625,7 @@ static int apply_op(tn_colls *cs, coll *c, const tn_wctx *ctx, const tn_coll_row
                      (unsigned long long)c->last_remove, (unsigned long long)op->expect_rev);
             return TN_TXN_CONFLICT;
         }
-        int any = coll_any_newer(c, op->preds, op->n_preds, op->expect_rev);
+        int any = tn_coll_any_newer(c, op->preds, op->n_preds, op->expect_rev);
         if (any < 0) return TN_NOMEM;
         if (any) {
             snprintf(detail, dcap, "a row in the range read was written after revision %llu",
@@ -726,7 +726,7 @@ int tn_colls_write(tn_colls *cs, const tn_wctx *ctx, const void *name, size_t na
     }
     if (kind == TN_CWRITE_CREATE) {
         tn_coll_schema s;
-        rc = coll_schema_decode_msg(&r, &s, msg, sizeof msg);
+        rc = tn_coll_schema_decode_msg(&r, &s, msg, sizeof msg);
         if (rc == TN_SUCCESS && tn_rd_left(&r)) {
             tn_coll_schema_clear(&s);
             snprintf(msg, sizeof msg, "trailing bytes after the schema");
@@ -815,7 +815,7 @@ int tn_colls_read(const tn_colls *cs, uint64_t revision, const void *name, size_
         tn_wr_varint(out, revision);
         return TN_NO_SUCH_COLLECTION;
     }
-    return coll_query_run(c, revision, &r, out, msg, sizeof msg, plan);
+    return tn_coll_query_run(c, revision, &r, out, msg, sizeof msg, plan);
 }
 
 /* ---- statistics and introspection ------------------------------------------------------------------ */
@@ -847,28 +847,22 @@ int tn_colls_stats(const tn_colls *cs, const void *name, size_t name_len, tn_col
     return TN_SUCCESS;
 }
 
-void tn_coll_stats_clear(tn_coll_stats *st)
-{
-    free(st->idx);
-    memset(st, 0, sizeof *st);
-}
-
 int tn_colls_check(const tn_colls *cs)
 {
     for (size_t k = 0; k < cs->n; k++) {
         const coll *c = cs->v[k];
         if (k && name_cmp(cs->v[k - 1]->name, cs->v[k - 1]->name_len, c->name, c->name_len) >= 0) return 1;
-        int bad = bt_check(&c->pk);
+        int bad = tn_bt_check(&c->pk);
         if (bad) return 100000 + bad;
         for (size_t s = 0; s < c->n_idx; s++) {
             uint64_t nulls = 0, distinct = 0;
             if (c->slot_role[s] == TN_R_ORDERED) {
                 const bt *t = &c->otree[s];
-                if ((bad = bt_check(t))) return 200000 + bad;
+                if ((bad = tn_bt_check(t))) return 200000 + bad;
                 if (t->count != c->pk.count) return 2;
                 bt_cur cur;
                 const crow *prev = NULL;
-                for (bt_first(t, &cur); bt_valid(&cur); bt_next(&cur)) {
+                for (tn_bt_first(t, &cur); bt_valid(&cur); tn_bt_next(&cur)) {
                     const crow *r = bt_get(&cur);
                     if (r->idx[s].type == TN_V_NULL) nulls++;
                     if (!prev || tn_val_cmp(&prev->idx[s], &r->idx[s]) != 0) distinct++;
@@ -881,7 +875,7 @@ int tn_colls_check(const tn_colls *cs)
                     const hentry *e = &h->t[i];
                     if (e->v.type == HENTRY_EMPTY) continue;
                     used++;
-                    if (hidx_find(h, &e->v) != e) return 3;
+                    if (tn_hidx_find(h, &e->v) != e) return 3;
                     for (size_t j = 0; j < e->n; j++) {
                         const crow *r = hentry_row(e, j);
                         if (tn_val_cmp(&r->idx[s], &e->v) != 0) return 4;
@@ -908,7 +902,7 @@ size_t tn_colls_memory(const tn_colls *cs)
         const coll *c = cs->v[k];
         m += sizeof *c + c->name_len + malloc_usable_size(c->schema_mem);
         bt_cur cur;
-        for (bt_first(&c->pk, &cur); bt_valid(&cur); bt_next(&cur)) m += crow_size(c, bt_get(&cur));
+        for (tn_bt_first(&c->pk, &cur); bt_valid(&cur); tn_bt_next(&cur)) m += tn_crow_size(c, bt_get(&cur));
         m += c->pk.n_leaves * sizeof(bt_leaf) + c->pk.n_inners * sizeof(bt_inner);
         for (size_t s = 0; s < c->n_idx; s++) {
             if (c->slot_role[s] == TN_R_ORDERED) {
@@ -940,7 +934,7 @@ int tn_colls_serialize(const tn_colls *cs, tn_wr *w)
         tn_wr_varint(w, c->last_remove);
         tn_wr_varint(w, c->pk.count);
         bt_cur cur;
-        for (bt_first(&c->pk, &cur); bt_valid(&cur); bt_next(&cur)) {
+        for (tn_bt_first(&c->pk, &cur); bt_valid(&cur); tn_bt_next(&cur)) {
             const crow *r = bt_get(&cur);
             tn_val_encode(&r->pk, w);
             tn_wr_varint(w, r->rev);
@@ -970,15 +964,15 @@ static int build_indexes(coll *c)
     if (!v) return -1;
     bt_cur cur;
     size_t k = 0;
-    for (bt_first(&c->pk, &cur); bt_valid(&cur); bt_next(&cur)) v[k++] = bt_get(&cur);
+    for (tn_bt_first(&c->pk, &cur); bt_valid(&cur); tn_bt_next(&cur)) v[k++] = bt_get(&cur);
     for (size_t s = 0; s < c->n_idx; s++) {
         if (c->slot_role[s] == TN_R_ORDERED && n > 1) qsort_r(v, n, sizeof *v, slot_row_cmp, &s);
         for (k = 0; k < n; k++) {
             const tn_val *val = &v[k]->idx[s];
             if (c->slot_role[s] == TN_R_ORDERED) {
-                if (bt_insert(&c->otree[s], v[k])) goto nomem;
+                if (tn_bt_insert(&c->otree[s], v[k])) goto nomem;
                 if (k == 0 || tn_val_cmp(&v[k - 1]->idx[s], val) != 0) c->distinct[s]++;
-            } else if (hidx_insert(&c->hash[s], v[k])) {
+            } else if (tn_hidx_insert(&c->hash[s], v[k])) {
                 goto nomem;
             }
             if (val->type == TN_V_NULL) c->nulls[s]++;
@@ -1028,7 +1022,7 @@ static int load_coll(tn_colls *dst, tn_rd *r)
             rc = TN_NOMEM;
             goto fail;
         }
-        if (bt_insert(&c->pk, row)) { /* appends: rows come in pk order */
+        if (tn_bt_insert(&c->pk, row)) { /* appends: rows come in pk order */
             free(row);
             rc = TN_NOMEM;
             goto fail;

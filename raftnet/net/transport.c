@@ -22,13 +22,10 @@
 
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
-#include <nng/supplemental/tls/tls.h>
 
+#include "tls.h"
 #include "tn_code.h"
 
-#define ENV_MAGIC0 'T'
-#define ENV_MAGIC1 'E'
-#define ACK_MAGIC1 'A'
 #define DEFAULT_CONTEXTS 128u
 #define DEFAULT_WINDOW 16u
 #define DEFAULT_QUEUE 4096u
@@ -42,87 +39,7 @@
 #define IN_SENDERS_MAX 1024u        /* senders whose order is tracked; beyond: delivered unordered */
 #define LOG_EVERY 1000u             /* after the first 10, log one of every LOG_EVERY rejections */
 
-/* ------------------------------------------------------------------ envelope */
-
-int tn_env_encode_client(tn_wr *w, const void *token, size_t token_len, const void *payload, size_t len)
-{
-    if (token_len > TN_ENV_MAX_TOKEN || len > TN_WIRE_MAX_MESSAGE) return TN_TOO_LARGE;
-    tn_wr_u8(w, ENV_MAGIC0);
-    tn_wr_u8(w, ENV_MAGIC1);
-    tn_wr_u8(w, TN_ENV_VERSION);
-    tn_wr_u8(w, TN_ENV_CLIENT);
-    tn_wr_bytes(w, token, token_len);
-    tn_wr_raw(w, payload, len);
-    return w->oom ? TN_NOMEM : TN_SUCCESS;
-}
-
-int tn_env_encode_peer(tn_wr *w, const void *token, size_t token_len, uint64_t from_id, uint64_t stream,
-                       uint64_t seq, uint64_t low, const void *payload, size_t len, size_t *low_at)
-{
-    if (token_len > TN_ENV_MAX_TOKEN || len > TN_WIRE_MAX_MESSAGE) return TN_TOO_LARGE;
-    tn_wr_u8(w, ENV_MAGIC0);
-    tn_wr_u8(w, ENV_MAGIC1);
-    tn_wr_u8(w, TN_ENV_VERSION);
-    tn_wr_u8(w, TN_ENV_PEER);
-    tn_wr_bytes(w, token, token_len);
-    tn_wr_u64(w, from_id);
-    tn_wr_u64(w, stream);
-    tn_wr_u64(w, seq);
-    *low_at = w->len;
-    tn_wr_u64(w, low);
-    tn_wr_raw(w, payload, len);
-    return w->oom ? TN_NOMEM : TN_SUCCESS;
-}
-
-int tn_env_decode(const void *buf, size_t len, tn_env *env)
-{
-    tn_rd r;
-    memset(env, 0, sizeof *env);
-    tn_rd_init(&r, buf, len);
-    uint8_t m0 = tn_rd_u8(&r), m1 = tn_rd_u8(&r), ver = tn_rd_u8(&r);
-    env->kind = tn_rd_u8(&r);
-    env->token = tn_rd_bytes(&r, TN_ENV_MAX_TOKEN, &env->token_len);
-    if (env->token_len == 0) env->token = NULL;
-    if (env->kind == TN_ENV_PEER) {
-        env->from_id = tn_rd_u64(&r);
-        env->stream = tn_rd_u64(&r);
-        env->seq = tn_rd_u64(&r);
-        env->low = tn_rd_u64(&r);
-    }
-    if (r.err || m0 != ENV_MAGIC0 || m1 != ENV_MAGIC1 || ver != TN_ENV_VERSION) goto fail;
-    if (env->kind != TN_ENV_CLIENT && env->kind != TN_ENV_PEER) goto fail;
-    if (env->kind == TN_ENV_PEER && env->low > env->seq) goto fail;
-    env->payload_len = tn_rd_left(&r);
-    if (env->payload_len > TN_WIRE_MAX_MESSAGE) goto fail;
-    env->payload = r.p + r.off;
-    return TN_SUCCESS;
-fail:
-    memset(env, 0, sizeof *env);
-    return TN_BAD_REQUEST;
-}
-
 /* ------------------------------------------------------------------ helpers */
-
-int tn_url_is_tls(const char *url) { return url && strncmp(url, "tls+tcp://", 10) == 0; }
-
-char *tn_read_text_file(const char *path)
-{
-    char *buf = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    if (fseek(f, 0, SEEK_END) != 0) goto fail;
-    long n = ftell(f);
-    if (n < 0 || n > (16L << 20) || fseek(f, 0, SEEK_SET) != 0) goto fail;
-    buf = malloc((size_t)n + 1);
-    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) goto fail;
-    buf[n] = 0;
-    fclose(f);
-    return buf;
-fail:
-    free(buf);
-    fclose(f);
-    return NULL;
-}
 
 static void set_err(char *err, size_t err_len, const char *fmt, ...)
 {
@@ -131,132 +48,6 @@ static void set_err(char *err, size_t err_len, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, err_len, fmt, ap);
     va_end(ap);
-}
-
-/* Host part of scheme://host:port (brackets of an IPv6 literal removed), into out. */
-static int url_host(const char *url, char *out, size_t out_len)
-{
-    const char *h = strstr(url, "://");
-    if (!h) return -1;
-    h += 3;
-    const char *end;
-    if (*h == '[') {
-        h++;
-        end = strchr(h, ']');
-    } else {
-        end = strrchr(h, ':');
-    }
-    if (!end || end == h || (size_t)(end - h) >= out_len) return -1;
-    memcpy(out, h, (size_t)(end - h));
-    out[end - h] = 0;
-    return 0;
-}
-
-/* Loads cert+key (both or neither) and/or the CA into cfg. */
-static int tls_load(nng_tls_config *cfg, const tn_tls_opts *tls, char *err, size_t err_len)
-{
-    int rc = TN_BAD_REQUEST;
-    char *cert = NULL, *key = NULL, *ca = NULL;
-    int rv;
-    if (tls->cert_file && tls->key_file) {
-        cert = tn_read_text_file(tls->cert_file);
-        key = tn_read_text_file(tls->key_file);
-        if (!cert || !key) {
-            set_err(err, err_len, "cannot read TLS %s file '%s'", cert ? "key" : "certificate",
-                    cert ? tls->key_file : tls->cert_file);
-            goto fail;
-        }
-        if ((rv = nng_tls_config_own_cert(cfg, cert, key, NULL)) != 0) {
-            set_err(err, err_len, "bad TLS certificate/key '%s'/'%s': %s", tls->cert_file, tls->key_file,
-                    nng_strerror(rv));
-            goto fail;
-        }
-    }
-    if (tls->ca_file) {
-        if (!(ca = tn_read_text_file(tls->ca_file))) {
-            set_err(err, err_len, "cannot read TLS CA file '%s'", tls->ca_file);
-            goto fail;
-        }
-        if ((rv = nng_tls_config_ca_chain(cfg, ca, NULL)) != 0) {
-            set_err(err, err_len, "bad TLS CA file '%s': %s", tls->ca_file, nng_strerror(rv));
-            goto fail;
-        }
-    }
-    rc = TN_SUCCESS;
-fail:
-    free(cert);
-    free(key);
-    free(ca);
-    return rc;
-}
-
-int tn_tls_setup_dialer(nng_dialer d, const char *url, const tn_tls_opts *tls, char *err, size_t err_len)
-{
-    nng_tls_config *cfg = NULL;
-    char host[256];
-    int rc = TN_BAD_REQUEST, rv;
-    if (!tn_url_is_tls(url)) return TN_SUCCESS;
-    if (!tls || !tls->ca_file) {
-        set_err(err, err_len, "%s: a tls+tcp:// URL needs a CA file to verify the server", url);
-        goto fail;
-    }
-    if ((tls->cert_file != NULL) != (tls->key_file != NULL)) {
-        set_err(err, err_len, "TLS needs both a certificate and a key file, or neither");
-        goto fail;
-    }
-    if (url_host(url, host, sizeof host) != 0) {
-        set_err(err, err_len, "%s: cannot find the host name in the URL", url);
-        goto fail;
-    }
-    if (nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT) != 0) {
-        rc = TN_NOMEM;
-        set_err(err, err_len, "out of memory");
-        goto fail;
-    }
-    if ((rc = tls_load(cfg, tls, err, err_len)) != TN_SUCCESS) goto fail;
-    rc = TN_BAD_REQUEST;
-    if ((rv = nng_tls_config_server_name(cfg, host)) != 0 ||
-        (rv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED)) != 0 ||
-        (rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg)) != 0) {
-        set_err(err, err_len, "%s: TLS setup failed: %s", url, nng_strerror(rv));
-        goto fail;
-    }
-    rc = TN_SUCCESS;
-fail:
-    if (cfg) nng_tls_config_free(cfg); /* the dialer holds its own reference */
-    return rc;
-}
-
-static int tls_setup_listener(nng_listener l, const char *url, const tn_tls_opts *tls, char *err, size_t err_len)
-{
-    nng_tls_config *cfg = NULL;
-    int rc = TN_BAD_REQUEST, rv;
-    if (!tn_url_is_tls(url)) return TN_SUCCESS;
-    if (!tls->cert_file || !tls->key_file) {
-        set_err(err, err_len, "%s: listening on tls+tcp:// needs a certificate and a key file", url);
-        goto fail;
-    }
-    if (tls->require_client_cert && !tls->ca_file) {
-        set_err(err, err_len, "requiring client certificates needs a CA file");
-        goto fail;
-    }
-    if (nng_tls_config_alloc(&cfg, NNG_TLS_MODE_SERVER) != 0) {
-        rc = TN_NOMEM;
-        set_err(err, err_len, "out of memory");
-        goto fail;
-    }
-    if ((rc = tls_load(cfg, tls, err, err_len)) != TN_SUCCESS) goto fail;
-    rc = TN_BAD_REQUEST;
-    nng_tls_auth_mode mode = tls->require_client_cert ? NNG_TLS_AUTH_MODE_REQUIRED : NNG_TLS_AUTH_MODE_NONE;
-    if ((rv = nng_tls_config_auth_mode(cfg, mode)) != 0 ||
-        (rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, cfg)) != 0) {
-        set_err(err, err_len, "%s: TLS setup failed: %s", url, nng_strerror(rv));
-        goto fail;
-    }
-    rc = TN_SUCCESS;
-fail:
-    if (cfg) nng_tls_config_free(cfg);
-    return rc;
 }
 
 /* ------------------------------------------------------------------ structures */
@@ -424,7 +215,7 @@ static int slot_send(struct tn_pending *s, const void *bytes, size_t len)
 
 static void slot_send_ack(struct tn_pending *s, uint8_t status)
 {
-    uint8_t ack[TN_ACK_SIZE] = {ENV_MAGIC0, ACK_MAGIC1, TN_ENV_VERSION, status};
+    uint8_t ack[TN_ACK_SIZE] = {TN_ENV_MAGIC0, TN_ACK_MAGIC1, TN_ENV_VERSION, status};
     slot_send(s, ack, sizeof ack);
 }
 
@@ -662,7 +453,7 @@ static void out_cb(void *arg)
     }
     if (rv == 0 && m) {
         const uint8_t *b = nng_msg_body(m);
-        if (nng_msg_len(m) == TN_ACK_SIZE && b[0] == ENV_MAGIC0 && b[1] == ACK_MAGIC1 && b[2] == TN_ENV_VERSION)
+        if (nng_msg_len(m) == TN_ACK_SIZE && b[0] == TN_ENV_MAGIC0 && b[1] == TN_ACK_MAGIC1 && b[2] == TN_ENV_VERSION)
             outcome = b[3] == TN_ACK_OK ? 1 : b[3] == TN_ACK_UNAUTHORIZED ? 2 : 0;
     }
     if (m) nng_msg_free(m);
@@ -989,7 +780,7 @@ static int listen_start(tn_transport *t, char *err, size_t err_len)
         set_err(err, err_len, "cannot listen on '%s': %s", t->listen_url, nng_strerror(rv));
         return TN_BAD_REQUEST;
     }
-    if ((rc = tls_setup_listener(l, t->listen_url, &t->o.tls, err, err_len)) != TN_SUCCESS) return rc;
+    if ((rc = tn_tls_setup_listener(l, t->listen_url, &t->o.tls, err, err_len)) != TN_SUCCESS) return rc;
     if ((rv = nng_listener_start(l, 0)) != 0) {
         set_err(err, err_len, "cannot listen on '%s': %s", t->listen_url, nng_strerror(rv));
         return TN_UNAVAILABLE;

@@ -68,27 +68,27 @@ typedef struct bt_cur {
     int pos; /* valid when leaf && pos < leaf->n */
 } bt_cur;
 
-int bt_init(bt *t, int slot); /* 0 or -1 (NOMEM) */
-void bt_destroy(bt *t);       /* frees nodes, not rows */
-int bt_insert(bt *t, crow *r); /* 0, or -1 on NOMEM (tree unchanged) */
-int bt_delete(bt *t, crow *r); /* 1 removed, 0 not found */
+int tn_bt_init(bt *t, int slot); /* 0 or -1 (NOMEM) */
+void tn_bt_destroy(bt *t);       /* frees nodes, not rows */
+int tn_bt_insert(bt *t, crow *r); /* 0, or -1 on NOMEM (tree unchanged) */
+int tn_bt_delete(bt *t, crow *r); /* 1 removed, 0 not found */
 /* Positions at the first entry whose value is >= v (strict=0) or > v (strict=1); *rank (may be NULL)
  * receives the number of entries before that position. */
-void bt_seek(const bt *t, const tn_val *v, int strict, bt_cur *c, size_t *rank);
-void bt_first(const bt *t, bt_cur *c);
-void bt_last(const bt *t, bt_cur *c); /* invalid cursor when empty */
-void bt_end(const bt *t, bt_cur *c);  /* the position after the last entry (bt_prev reaches the last) */
+void tn_bt_seek(const bt *t, const tn_val *v, int strict, bt_cur *c, size_t *rank);
+void tn_bt_first(const bt *t, bt_cur *c);
+void tn_bt_last(const bt *t, bt_cur *c); /* invalid cursor when empty */
+void tn_bt_end(const bt *t, bt_cur *c);  /* the position after the last entry (bt_prev reaches the last) */
 /* Order-preserving 64-bit prefix of a value (see coll_index.c). */
-uint64_t bt_prefix(const tn_val *v);
+uint64_t tn_bt_prefix(const tn_val *v);
 static inline int bt_valid(const bt_cur *c) { return c->leaf && c->pos < c->leaf->n; }
 static inline crow *bt_get(const bt_cur *c) { return c->leaf->e[c->pos]; }
-void bt_next(bt_cur *c);
-void bt_prev(bt_cur *c);
+void tn_bt_next(bt_cur *c);
+void tn_bt_prev(bt_cur *c);
 /* Locates row r exactly (by value and pk); 1 found (c positioned on it), 0 not. */
-int bt_find_row(const bt *t, const crow *r, bt_cur *c);
+int tn_bt_find_row(const bt *t, const crow *r, bt_cur *c);
 static inline const tn_val *bt_key(const bt *t, const crow *r) { return t->slot < 0 ? &r->pk : &r->idx[t->slot]; }
 /* Checks every structural invariant (counts, mins, order, links); 0 ok, else the line that failed. */
-int bt_check(const bt *t);
+int tn_bt_check(const bt *t);
 
 /* ---- hash index ---------------------------------------------------------------------------------- */
 typedef struct hentry {
@@ -110,11 +110,11 @@ typedef struct hidx {
 
 #define HENTRY_EMPTY 0xff
 
-int hidx_init(hidx *h, int slot, int hslot, size_t n_idx);
-void hidx_destroy(hidx *h);
-int hidx_insert(hidx *h, crow *r); /* 0 or -1 (NOMEM, unchanged) */
-void hidx_delete(hidx *h, crow *r);
-const hentry *hidx_find(const hidx *h, const tn_val *v);
+int tn_hidx_init(hidx *h, int slot, int hslot, size_t n_idx);
+void tn_hidx_destroy(hidx *h);
+int tn_hidx_insert(hidx *h, crow *r); /* 0 or -1 (NOMEM, unchanged) */
+void tn_hidx_delete(hidx *h, crow *r);
+const hentry *tn_hidx_find(const hidx *h, const tn_val *v);
 static inline crow *hentry_row(const hentry *e, size_t i) { return e->cap ? e->r.many[i] : e->r.one; }
 
 /* ---- collections --------------------------------------------------------------------------------- */
@@ -135,24 +135,16 @@ typedef struct coll {
     uint64_t last_write, last_remove;
 } coll;
 
-/* schema helpers (coll_value.c) */
-int coll_schema_decode_msg(tn_rd *r, tn_coll_schema *s, char *msg, size_t cap);
-int coll_schema_copy(const tn_coll_schema *src, tn_coll_schema *dst, void **mem);
 /* Row lifecycle (coll.c) */
-size_t crow_size(const coll *c, const crow *r);
+size_t tn_crow_size(const coll *c, const crow *r);
 
 /* Executor (coll_query.c). Decodes and runs one query payload against c. */
-int coll_query_run(const coll *c, uint64_t revision, tn_rd *r, tn_wr *out, char *msg, size_t cap,
+int tn_coll_query_run(const coll *c, uint64_t revision, tn_rd *r, tn_wr *out, char *msg, size_t cap,
                    const char **plan);
-/* Decodes count predicates (bounds checked; values point into r's buffer); preds malloc'd along with
- * their IN arrays in *mem. */
-int coll_preds_decode(tn_rd *r, size_t n, tn_coll_pred **preds, void **mem);
-void coll_preds_free(void *mem); /* the *mem of coll_preds_decode; NULL is a no-op */
 /* Validates predicates against c; CLIENT_REQ_ERROR with a message if one is unsupported. */
-int coll_preds_check(const coll *c, const tn_coll_pred *p, size_t n, char *msg, size_t cap);
+int tn_coll_preds_check(const coll *c, const tn_coll_pred *p, size_t n, char *msg, size_t cap);
 /* RANGE_CHECK helper: 1 if any row matching the predicates has rev > rev. -1 NOMEM. */
-int coll_any_newer(const coll *c, const tn_coll_pred *p, size_t n, uint64_t rev);
+int tn_coll_any_newer(const coll *c, const tn_coll_pred *p, size_t n, uint64_t rev);
 
-void pred_encode(const tn_coll_pred *p, tn_wr *w);
 
 #endif

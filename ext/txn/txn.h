@@ -43,7 +43,7 @@
 #include <stdint.h>
 
 #include "client.h"
-#include "coll.h"
+#include "coll_codec.h"
 #include "conn.h"
 #include "wire.h"
 

@@ -26,7 +26,7 @@
 #include <stdint.h>
 
 #include "codec.h"
-#include "coll.h"
+#include "coll_codec.h"
 
 #define TN_ROWPACK_RAW 0
 #define TN_ROWPACK_LZ4 1

@@ -62,38 +62,9 @@
 #include <nng/nng.h>
 
 #include "codec.h"
+#include "envelope.h"
+#include "tls.h"
 #include "wire.h"
-
-/* ---- envelope ---- */
-#define TN_ENV_VERSION 1
-#define TN_ENV_MAX_TOKEN 256u
-enum tn_env_kind { TN_ENV_CLIENT = 1, TN_ENV_PEER = 2 };
-enum tn_ack_status { TN_ACK_OK = 0, TN_ACK_UNAUTHORIZED = 1 };
-/* Largest envelope header: magic, version, kind, token (varint + bytes), from/stream/seq/low. */
-#define TN_ENV_MAX_HEADER (4u + 2u + TN_ENV_MAX_TOKEN + 32u)
-/* Largest message a transport or the cluster client accepts (NNG_OPT_RECVMAXSZ); payloads (wire.h
- * requests/responses and Raft messages) are limited to TN_WIRE_MAX_MESSAGE. */
-#define TN_TRANSPORT_MAX_MESSAGE (TN_WIRE_MAX_MESSAGE + TN_ENV_MAX_HEADER)
-#define TN_ACK_SIZE 4u
-
-typedef struct tn_env {
-    uint8_t kind; /* tn_env_kind */
-    const uint8_t *token; /* into the input; NULL when empty */
-    size_t token_len;
-    uint64_t from_id, stream, seq, low; /* PEER only */
-    const uint8_t *payload; /* into the input */
-    size_t payload_len;
-} tn_env;
-
-/* Appends a CLIENT envelope around payload. SUCCESS, NOMEM, TOO_LARGE (token or payload too long). */
-int tn_env_encode_client(tn_wr *w, const void *token, size_t token_len, const void *payload, size_t len);
-/* Appends a PEER envelope. *low_at receives the offset of the `low` field (patched when the message
- * actually leaves). SUCCESS, NOMEM, TOO_LARGE. */
-int tn_env_encode_peer(tn_wr *w, const void *token, size_t token_len, uint64_t from_id, uint64_t stream,
-                       uint64_t seq, uint64_t low, const void *payload, size_t len, size_t *low_at);
-/* Decodes an envelope (zero-copy: env points into buf). SUCCESS or BAD_REQUEST (bad magic, version,
- * kind, token above TN_ENV_MAX_TOKEN, truncated header, payload above TN_WIRE_MAX_MESSAGE). */
-int tn_env_decode(const void *buf, size_t len, tn_env *env);
 
 /* ---- node transport ---- */
 typedef struct tn_transport tn_transport;
@@ -103,14 +74,6 @@ typedef void (*tn_on_client_fn)(void *arg, tn_pending *p, const uint8_t *req, si
 typedef void (*tn_on_peer_fn)(void *arg, uint64_t from_id, const uint8_t *msg, size_t len);
 /* One line, no trailing newline; the owner adds its own prefix/timestamp. */
 typedef void (*tn_log_fn)(void *arg, const char *line);
-
-/* TLS files (PEM). Used only for tls+tcp:// URLs; ignored for tcp://. */
-typedef struct tn_tls_opts {
-    const char *cert_file; /* own certificate: required to listen on tls+tcp; optional when dialing */
-    const char *key_file;  /* its private key (unencrypted) */
-    const char *ca_file;   /* CA that signed the other side: required to dial tls+tcp */
-    int require_client_cert; /* listener: reject connections without a certificate signed by ca_file */
-} tn_tls_opts;
 
 typedef struct tn_transport_opts {
     uint64_t self_id;         /* sent as from_id on peer messages */
@@ -177,15 +140,5 @@ int tn_transport_peer_stats(tn_transport *t, uint64_t peer_id, tn_peer_stats *ou
 
 /* See "Shutdown" above. NULL is a no-op. */
 void tn_transport_close(tn_transport *t);
-
-/* ---- helpers shared with the cluster client ---- */
-/* Configures TLS on a dialer that is not started yet when url is tls+tcp:// (no-op for other URLs):
- * verifies the server against tls->ca_file (required), presents cert/key when both are given, and checks
- * the server name against the URL's host. SUCCESS or BAD_REQUEST/NOMEM with a reason in err. */
-int tn_tls_setup_dialer(nng_dialer d, const char *url, const tn_tls_opts *tls, char *err, size_t err_len);
-/* 1 if url starts with "tls+tcp://". */
-int tn_url_is_tls(const char *url);
-/* Reads a whole file into a NUL-terminated malloc'd buffer (for PEM). NULL on error. */
-char *tn_read_text_file(const char *path);
 
 #endif

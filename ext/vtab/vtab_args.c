@@ -7,7 +7,7 @@ SQLITE_EXTENSION_INIT3
 #include <stdarg.h>
 #include <string.h>
 
-#include "coll.h"
+#include "coll_codec.h"
 
 _Static_assert((int)TN_COL_INTEGER == TN_T_INTEGER && (int)TN_COL_REAL == TN_T_REAL &&
                    (int)TN_COL_TEXT == TN_T_TEXT && (int)TN_COL_BLOB == TN_T_BLOB &&

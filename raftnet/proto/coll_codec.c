@@ -1,6 +1,9 @@
 /* coll_codec.c — client-side payload encoders (schema, queries, row batches) and result decoders, so
  * that ext/ never writes collection bytes by hand. Formats: coll.h. */
-#include "coll_int.h"
+#include "coll_codec.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 static int check_val(const tn_val *v)
 {
@@ -49,7 +52,7 @@ int tn_coll_query_encode(const tn_coll_query *q, tn_wr *w)
         return TN_CLIENT_REQ_ERROR;
     tn_wr_u8(w, q->kind);
     tn_wr_varint(w, q->n_preds);
-    for (size_t k = 0; k < q->n_preds; k++) pred_encode(&q->preds[k], w);
+    for (size_t k = 0; k < q->n_preds; k++) tn_coll_pred_encode(&q->preds[k], w);
     tn_wr_varint(w, q->order_col == TN_QUERY_NO_ORDER ? 0 : (uint64_t)q->order_col + 1);
     tn_wr_u8(w, q->order_desc ? 1 : 0);
     tn_wr_u8(w, (uint8_t)((q->has_limit ? 1 : 0) | (q->has_offset ? 2 : 0)));
@@ -123,7 +126,7 @@ int tn_coll_rows_encode(const tn_coll_row_op *ops, size_t n, int atomic, tn_wr *
             break;
         case TN_ROW_RANGE_CHECK:
             tn_wr_varint(w, op->n_preds);
-            for (size_t j = 0; j < op->n_preds; j++) pred_encode(&op->preds[j], w);
+            for (size_t j = 0; j < op->n_preds; j++) tn_coll_pred_encode(&op->preds[j], w);
             tn_wr_varint(w, op->expect_rev);
             break;
         }
@@ -257,4 +260,131 @@ void tn_coll_result_clear(tn_coll_result *res)
     free(res->stats.idx);
     tn_coll_schema_clear(&res->schema);
     memset(res, 0, sizeof *res);
+}
+
+/* ---- predicate decoding -------------------------------------------------------------------------- */
+
+void tn_coll_pred_encode(const tn_coll_pred *p, tn_wr *w)
+{
+    tn_wr_varint(w, p->column);
+    tn_wr_u8(w, p->op);
+    switch (p->op) {
+    case TN_PRED_EQ: tn_val_encode(&p->v, w); break;
+    case TN_PRED_IN:
+        tn_wr_varint(w, p->n_in);
+        for (size_t k = 0; k < p->n_in; k++) tn_val_encode(&p->in[k], w);
+        break;
+    case TN_PRED_RANGE:
+        tn_wr_u8(w, p->lo_kind);
+        if (p->lo_kind) tn_val_encode(&p->lo, w);
+        tn_wr_u8(w, p->hi_kind);
+        if (p->hi_kind) tn_val_encode(&p->hi, w);
+        break;
+    case TN_PRED_PREFIX:
+        tn_wr_u8(w, p->nocase ? 1 : 0);
+        tn_wr_bytes(w, p->prefix, p->prefix_len);
+        break;
+    default: break;
+    }
+}
+
+int tn_coll_preds_decode(tn_rd *r, size_t n, tn_coll_pred **preds, void **mem)
+{
+    *preds = NULL;
+    *mem = NULL;
+    if (n > TN_COLL_MAX_PREDS || n > tn_rd_left(r) / 2) {
+        r->err = 1;
+        return TN_CLIENT_REQ_ERROR;
+    }
+    /* one block: the predicates, then every IN value (IN counts are bounded by the bytes left) */
+    size_t left = tn_rd_left(r);
+    size_t max_vals = left < (size_t)TN_COLL_MAX_IN * n ? left : (size_t)TN_COLL_MAX_IN * n;
+    tn_coll_pred *p = calloc(n ? n : 1, sizeof *p);
+    tn_val *vals = NULL;
+    size_t used = 0, cap = 0;
+    if (!p) return TN_NOMEM;
+    for (size_t k = 0; k < n; k++) {
+        uint64_t col = tn_rd_varint(r);
+        p[k].column = col > UINT32_MAX ? UINT32_MAX : (uint32_t)col;
+        p[k].op = tn_rd_u8(r);
+        switch (p[k].op) {
+        case TN_PRED_EQ: tn_val_decode(r, TN_COLL_MAX_INDEX_VALUE, &p[k].v); break;
+        case TN_PRED_IN: {
+            uint64_t m = tn_rd_varint(r);
+            if (r->err || m > TN_COLL_MAX_IN || m > tn_rd_left(r) || used + m > max_vals) {
+                r->err = 1;
+                break;
+            }
+            if (used + m > cap) {
+                size_t nc = cap ? cap : 16;
+                while (nc < used + m) nc *= 2;
+                tn_val *nv = realloc(vals, nc * sizeof *nv);
+                if (!nv) {
+                    free(p);
+                    free(vals);
+                    return TN_NOMEM;
+                }
+                vals = nv;
+                cap = nc;
+            }
+            p[k].n_in = (size_t)m;
+            p[k].in = (const tn_val *)(uintptr_t)used; /* offset until the array stops moving */
+            for (uint64_t j = 0; j < m; j++) tn_val_decode(r, TN_COLL_MAX_INDEX_VALUE, &vals[used++]);
+            break;
+        }
+        case TN_PRED_IS_NULL:
+        case TN_PRED_NOT_NULL: break;
+        case TN_PRED_RANGE:
+            p[k].lo_kind = tn_rd_u8(r);
+            if (p[k].lo_kind > TN_BOUND_INCL) r->err = 1;
+            if (p[k].lo_kind) tn_val_decode(r, TN_COLL_MAX_INDEX_VALUE, &p[k].lo);
+            p[k].hi_kind = tn_rd_u8(r);
+            if (p[k].hi_kind > TN_BOUND_INCL) r->err = 1;
+            if (p[k].hi_kind) tn_val_decode(r, TN_COLL_MAX_INDEX_VALUE, &p[k].hi);
+            break;
+        case TN_PRED_PREFIX: {
+            uint8_t nc = tn_rd_u8(r);
+            if (nc > 1) r->err = 1;
+            p[k].nocase = nc;
+            p[k].prefix = tn_rd_bytes(r, TN_COLL_MAX_INDEX_VALUE, &p[k].prefix_len);
+            break;
+        }
+        default: r->err = 1; break;
+        }
+        if (r->err) break;
+    }
+    if (r->err) {
+        free(p);
+        free(vals);
+        return TN_CLIENT_REQ_ERROR;
+    }
+    for (size_t k = 0; k < n; k++)
+        if (p[k].op == TN_PRED_IN) p[k].in = p[k].n_in ? vals + (uintptr_t)p[k].in : NULL;
+    /* ownership of vals rides along in *mem: a two-pointer block */
+    void **block = malloc(2 * sizeof(void *));
+    if (!block) {
+        free(p);
+        free(vals);
+        return TN_NOMEM;
+    }
+    block[0] = p;
+    block[1] = vals;
+    *preds = p;
+    *mem = block;
+    return TN_SUCCESS;
+}
+
+void tn_coll_preds_free(void *mem)
+{
+    if (!mem) return;
+    void **block = mem;
+    free(block[0]);
+    free(block[1]);
+    free(block);
+}
+
+void tn_coll_stats_clear(tn_coll_stats *st)
+{
+    free(st->idx);
+    memset(st, 0, sizeof *st);
 }

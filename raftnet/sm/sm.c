@@ -51,7 +51,7 @@ const tn_tree *tn_sm_tree(const tn_sm *sm) { return sm->tree; }
 
 size_t tn_sm_session_count(const tn_sm *sm) { return tn_sessions_count(sm->sessions); }
 
-static void view_to_entry(const tn_node_view *v, tn_entry *e, int with_value)
+static void view_to_entry(const tn_tree_node_view *v, tn_entry *e, int with_value)
 {
     memset(e, 0, sizeof *e);
     e->key = v->key;
@@ -69,7 +69,7 @@ static void view_to_entry(const tn_node_view *v, tn_entry *e, int with_value)
     e->owner = v->owner;
 }
 
-static void emit_node(tn_resp_builder *b, const tn_node_view *v)
+static void emit_node(tn_resp_builder *b, const tn_tree_node_view *v)
 {
     tn_entry e;
     view_to_entry(v, &e, 1);
@@ -155,7 +155,7 @@ static int apply_request(tn_sm *sm, uint64_t index, const tn_cmd *cmd_p, const t
         if (op->opcode == TN_OP_COLL_WRITE) {
             tn_resp_blob(&b, blob->p, blob->len);
         } else if (tn_code_ok(orc) && op->opcode != TN_OP_KV_REMOVE && op->opcode != TN_OP_KV_EXPIRE) {
-            tn_node_view v;
+            tn_tree_node_view v;
             if (tn_tree_get(sm->tree, op->key, op->key_len, &v) == TN_SUCCESS) emit_node(&b, &v);
         }
     }
@@ -171,7 +171,7 @@ typedef struct visit_state {
     size_t emitted;
 } visit_state;
 
-static int visit_emit(void *arg, const tn_node_view *v)
+static int visit_emit(void *arg, const tn_tree_node_view *v)
 {
     visit_state *st = arg;
     tn_entry e;
@@ -190,7 +190,7 @@ typedef struct scan_state {
     size_t limit;
 } scan_state;
 
-static int visit_scan(void *arg, const tn_node_view *v)
+static int visit_scan(void *arg, const tn_tree_node_view *v)
 {
     scan_state *st = arg;
     if (!st->passed) {
@@ -203,7 +203,7 @@ static int visit_scan(void *arg, const tn_node_view *v)
 
 static void read_op(const tn_sm *sm, tn_resp_builder *b, const tn_op *op, tn_wr *blob)
 {
-    tn_node_view v;
+    tn_tree_node_view v;
     int rc;
     size_t limit = op->limit && op->limit < SM_SCAN_PAGE_MAX ? (size_t)op->limit : SM_SCAN_PAGE_MAX;
 
@@ -356,7 +356,7 @@ typedef struct due_ops {
     int oom;
 } due_ops;
 
-static int collect_due(void *arg, const tn_node_view *v)
+static int collect_due(void *arg, const tn_tree_node_view *v)
 {
     due_ops *d = arg;
     if (d->n == d->cap) {

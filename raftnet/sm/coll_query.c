@@ -1,159 +1,13 @@
 /* coll_query.c — predicates, the query executor (access path choice from exact counts, intersection,
- * ordered walks with early stop), STATS / SCHEMA answers, the RANGE_CHECK helper and the client-side
- * estimate for xBestIndex. See coll.h. */
+ * ordered walks with early stop), STATS / SCHEMA answers, and the RANGE_CHECK helper. The
+ * client-side estimate for xBestIndex is proto/coll_plan.c; both price plans with coll_cost.h. See coll.h. */
 #include <math.h>
 #include <stdio.h>
 
 #include "coll_int.h"
 
-/* Cost model, in units of "one candidate row fetched and filtered": a row is a random access into a
- * large heap (cache and TLB miss), reading the next entry of a B+tree leaf or a hash bucket is
- * sequential, a seek is a descent, and a hash-set operation on a row pointer is cheap while the set fits
- * in cache (up to COST_SET_FIT entries) and as dear as a row beyond. Measured with
- * tests/bench/bench_coll.c at 1M rows: two ~2000-row candidate sets intersect 7x faster than filtering
- * one of them, two ~100000-row sets 2.5x slower. */
-#ifndef COST_ROW /* overridable at compile time, for measuring */
-#define COST_ROW 1.0
-#endif
-#ifndef COST_ENTRY
-#define COST_ENTRY 0.05
-#endif
-#ifndef COST_SEEK
-#define COST_SEEK 3.0
-#endif
-#ifndef COST_SET_CACHED
-#define COST_SET_CACHED 0.05
-#endif
-#ifndef COST_SET
-#define COST_SET 1.0
-#endif
-#ifndef COST_SET_FIT
-#define COST_SET_FIT 32768.0
-#endif
-#ifndef COST_SORT
-#define COST_SORT 0.08 /* per element per log2 */
-#endif
+#include "coll_cost.h"
 
-/* ---- predicate decoding -------------------------------------------------------------------------- */
-
-void pred_encode(const tn_coll_pred *p, tn_wr *w)
-{
-    tn_wr_varint(w, p->column);
-    tn_wr_u8(w, p->op);
-    switch (p->op) {
-    case TN_PRED_EQ: tn_val_encode(&p->v, w); break;
-    case TN_PRED_IN:
-        tn_wr_varint(w, p->n_in);
-        for (size_t k = 0; k < p->n_in; k++) tn_val_encode(&p->in[k], w);
-        break;
-    case TN_PRED_RANGE:
-        tn_wr_u8(w, p->lo_kind);
-        if (p->lo_kind) tn_val_encode(&p->lo, w);
-        tn_wr_u8(w, p->hi_kind);
-        if (p->hi_kind) tn_val_encode(&p->hi, w);
-        break;
-    case TN_PRED_PREFIX:
-        tn_wr_u8(w, p->nocase ? 1 : 0);
-        tn_wr_bytes(w, p->prefix, p->prefix_len);
-        break;
-    default: break;
-    }
-}
-
-int coll_preds_decode(tn_rd *r, size_t n, tn_coll_pred **preds, void **mem)
-{
-    *preds = NULL;
-    *mem = NULL;
-    if (n > TN_COLL_MAX_PREDS || n > tn_rd_left(r) / 2) {
-        r->err = 1;
-        return TN_CLIENT_REQ_ERROR;
-    }
-    /* one block: the predicates, then every IN value (IN counts are bounded by the bytes left) */
-    size_t left = tn_rd_left(r);
-    size_t max_vals = left < (size_t)TN_COLL_MAX_IN * n ? left : (size_t)TN_COLL_MAX_IN * n;
-    tn_coll_pred *p = calloc(n ? n : 1, sizeof *p);
-    tn_val *vals = NULL;
-    size_t used = 0, cap = 0;
-    if (!p) return TN_NOMEM;
-    for (size_t k = 0; k < n; k++) {
-        uint64_t col = tn_rd_varint(r);
-        p[k].column = col > UINT32_MAX ? UINT32_MAX : (uint32_t)col;
-        p[k].op = tn_rd_u8(r);
-        switch (p[k].op) {
-        case TN_PRED_EQ: tn_val_decode(r, TN_COLL_MAX_INDEX_VALUE, &p[k].v); break;
-        case TN_PRED_IN: {
-            uint64_t m = tn_rd_varint(r);
-            if (r->err || m > TN_COLL_MAX_IN || m > tn_rd_left(r) || used + m > max_vals) {
-                r->err = 1;
-                break;
-            }
-            if (used + m > cap) {
-                size_t nc = cap ? cap : 16;
-                while (nc < used + m) nc *= 2;
-                tn_val *nv = realloc(vals, nc * sizeof *nv);
-                if (!nv) {
-                    free(p);
-                    free(vals);
-                    return TN_NOMEM;
-                }
-                vals = nv;
-                cap = nc;
-            }
-            p[k].n_in = (size_t)m;
-            p[k].in = (const tn_val *)(uintptr_t)used; /* offset until the array stops moving */
-            for (uint64_t j = 0; j < m; j++) tn_val_decode(r, TN_COLL_MAX_INDEX_VALUE, &vals[used++]);
-            break;
-        }
-        case TN_PRED_IS_NULL:
-        case TN_PRED_NOT_NULL: break;
-        case TN_PRED_RANGE:
-            p[k].lo_kind = tn_rd_u8(r);
-            if (p[k].lo_kind > TN_BOUND_INCL) r->err = 1;
-            if (p[k].lo_kind) tn_val_decode(r, TN_COLL_MAX_INDEX_VALUE, &p[k].lo);
-            p[k].hi_kind = tn_rd_u8(r);
-            if (p[k].hi_kind > TN_BOUND_INCL) r->err = 1;
-            if (p[k].hi_kind) tn_val_decode(r, TN_COLL_MAX_INDEX_VALUE, &p[k].hi);
-            break;
-        case TN_PRED_PREFIX: {
-            uint8_t nc = tn_rd_u8(r);
-            if (nc > 1) r->err = 1;
-            p[k].nocase = nc;
-            p[k].prefix = tn_rd_bytes(r, TN_COLL_MAX_INDEX_VALUE, &p[k].prefix_len);
-            break;
-        }
-        default: r->err = 1; break;
-        }
-        if (r->err) break;
-    }
-    if (r->err) {
-        free(p);
-        free(vals);
-        return TN_CLIENT_REQ_ERROR;
-    }
-    for (size_t k = 0; k < n; k++)
-        if (p[k].op == TN_PRED_IN) p[k].in = p[k].n_in ? vals + (uintptr_t)p[k].in : NULL;
-    /* ownership of vals rides along in *mem: a two-pointer block */
-    void **block = malloc(2 * sizeof(void *));
-    if (!block) {
-        free(p);
-        free(vals);
-        return TN_NOMEM;
-    }
-    block[0] = p;
-    block[1] = vals;
-    *preds = p;
-    *mem = block;
-    return TN_SUCCESS;
-}
-
-void coll_preds_free(void *mem)
-{
-    if (!mem) return;
-    void **block = mem;
-    free(block[0]);
-    free(block[1]);
-    free(block);
-}
 
 static const char *pred_op_name(int op)
 {
@@ -168,28 +22,7 @@ static const char *pred_op_name(int op)
     return "?";
 }
 
-int tn_coll_pred_supported(const tn_coll_schema *s, size_t col, int op)
-{
-    if (col >= s->n_cols) return 0;
-    int role = s->cols[col].role;
-    if (role == TN_R_PLAIN) return 0;
-    switch (op) {
-    case TN_PRED_EQ:
-    case TN_PRED_IN: return 1;
-    case TN_PRED_IS_NULL:
-    case TN_PRED_NOT_NULL: return role != TN_R_PK;
-    case TN_PRED_RANGE:
-    case TN_PRED_PREFIX: return role == TN_R_PK || role == TN_R_ORDERED;
-    }
-    return 0;
-}
-
-int tn_coll_order_supported(const tn_coll_schema *s, size_t col)
-{
-    return col < s->n_cols && (s->cols[col].role == TN_R_PK || s->cols[col].role == TN_R_ORDERED);
-}
-
-int coll_preds_check(const coll *c, const tn_coll_pred *p, size_t n, char *msg, size_t cap)
+int tn_coll_preds_check(const coll *c, const tn_coll_pred *p, size_t n, char *msg, size_t cap)
 {
     for (size_t k = 0; k < n; k++) {
         if (!tn_coll_pred_supported(&c->schema, p[k].column, p[k].op)) {
@@ -296,19 +129,19 @@ static size_t interval_span(const bt *t, const interval *iv, bt_cur *start, bt_c
     tn_val null = tn_val_null();
     if (t->slot < 0 && iv->lo_kind == TN_BOUND_INCL && iv->hi_kind == TN_BOUND_INCL &&
         tn_val_cmp(&iv->lo, &iv->hi) == 0) {
-        bt_seek(t, &iv->lo, 0, start, NULL);
+        tn_bt_seek(t, &iv->lo, 0, start, NULL);
         *end = *start;
         if (!bt_valid(start) || tn_val_cmp(&bt_get(start)->pk, &iv->lo) != 0) return 0;
-        bt_next(end);
+        tn_bt_next(end);
         return 1;
     }
-    if (iv->lo_kind == TN_BOUND_NONE) bt_seek(t, &null, 1, start, &r0);
-    else bt_seek(t, &iv->lo, iv->lo_kind == TN_BOUND_EXCL, start, &r0);
+    if (iv->lo_kind == TN_BOUND_NONE) tn_bt_seek(t, &null, 1, start, &r0);
+    else tn_bt_seek(t, &iv->lo, iv->lo_kind == TN_BOUND_EXCL, start, &r0);
     if (iv->hi_kind == TN_BOUND_NONE) {
-        bt_end(t, end);
+        tn_bt_end(t, end);
         r1 = t->count;
     } else {
-        bt_seek(t, &iv->hi, iv->hi_kind == TN_BOUND_INCL, end, &r1);
+        tn_bt_seek(t, &iv->hi, iv->hi_kind == TN_BOUND_INCL, end, &r1);
     }
     return r1 > r0 ? r1 - r0 : 0;
 }
@@ -427,11 +260,11 @@ static int qpreds_prepare(const coll *c, const tn_coll_pred *p, size_t n, qpred 
             const hidx *h = &c->hash[x->slot];
             if (p[k].op == TN_PRED_IS_NULL) {
                 tn_val null = tn_val_null();
-                const hentry *e = hidx_find(h, &null);
+                const hentry *e = tn_hidx_find(h, &null);
                 x->count = e ? e->n : 0;
             } else {
                 for (size_t j = 0; j < x->n_vals; j++) {
-                    const hentry *e = hidx_find(h, &x->vals[j]);
+                    const hentry *e = tn_hidx_find(h, &x->vals[j]);
                     x->count += e ? e->n : 0;
                 }
             }
@@ -514,7 +347,7 @@ static void collect(const coll *c, const qpred *q, int desc, const qpred *filter
         tn_val null = tn_val_null();
         size_t nv = q->p->op == TN_PRED_IS_NULL ? 1 : q->n_vals;
         for (size_t j = 0; j < nv; j++) {
-            const hentry *e = hidx_find(h, q->p->op == TN_PRED_IS_NULL ? &null : &q->vals[j]);
+            const hentry *e = tn_hidx_find(h, q->p->op == TN_PRED_IS_NULL ? &null : &q->vals[j]);
             if (!e) continue;
             for (size_t i = 0; i < e->n; i++) {
                 crow *r = hentry_row(e, i);
@@ -530,7 +363,7 @@ static void collect(const coll *c, const qpred *q, int desc, const qpred *filter
         int back = desc && span > 1;
         if (back) {
             cur = q->iv_end[j];
-            bt_prev(&cur);
+            tn_bt_prev(&cur);
         }
         for (size_t i = 0; i < span && bt_valid(&cur); i++) {
             crow *r = bt_get(&cur);
@@ -538,8 +371,8 @@ static void collect(const coll *c, const qpred *q, int desc, const qpred *filter
                 rvec_push(rv, r);
                 if (filter && rv->n >= stop) return;
             }
-            if (back) bt_prev(&cur);
-            else bt_next(&cur);
+            if (back) tn_bt_prev(&cur);
+            else tn_bt_next(&cur);
         }
     }
 }
@@ -587,7 +420,6 @@ typedef struct plan {
     double cost;
 } qplan;
 
-static double sort_cost(double n) { return n > 1 ? n * log2(n) * COST_SORT : 0; }
 
 /* Chooses the cheapest plan. order_slot: -2 none, -1 pk, else the ordered slot. want: offset+limit or
  * SIZE_MAX. */
@@ -605,7 +437,7 @@ static qplan choose(const coll *c, const qpred *q, size_t n, int order_slot, siz
     int scan_ordered = order_slot == -2 || order_slot == -1;
     double visits = N;
     if (scan_ordered && want != SIZE_MAX && est > 0) visits = fmin(N, (double)want * N / est);
-    best.cost = visits * (COST_ENTRY + COST_ROW) + (scan_ordered ? 0 : sort_cost(est));
+    best.cost = visits * (COST_ENTRY + COST_ROW) + (scan_ordered ? 0 : tn_coll_sort_cost(est));
 
     /* the two most selective access predicates */
     int m1 = -1, m2 = -1;
@@ -625,7 +457,7 @@ static qplan choose(const coll *c, const qpred *q, size_t n, int order_slot, siz
         int natural = q[k].role != TN_R_HASH && ((order_slot == -2 && q[k].slot >= -1) || order_slot == q[k].slot);
         double v = cnt;
         if (natural && want != SIZE_MAX && est > 0) v = fmin(cnt, (double)want * cnt / est);
-        double cost = seeks * COST_SEEK + v * (COST_ENTRY + COST_ROW) + (natural ? 0 : sort_cost(est));
+        double cost = seeks * COST_SEEK + v * (COST_ENTRY + COST_ROW) + (natural ? 0 : tn_coll_sort_cost(est));
         if (cost < best.cost) {
             best.kind = natural && order_slot != -2 ? P_WALK : P_SINGLE;
             best.a = (int)k;
@@ -638,7 +470,7 @@ static qplan choose(const coll *c, const qpred *q, size_t n, int order_slot, siz
         double both = N > 0 ? ca * cb / N : 0;
         double seeks = (double)(q[m1].n_iv + q[m1].n_vals + q[m2].n_iv + q[m2].n_vals);
         double set_op = 2 * ca <= COST_SET_FIT ? COST_SET_CACHED : COST_SET;
-        double cost = seeks * COST_SEEK + (ca + cb) * (COST_ENTRY + set_op) + both * COST_ROW + sort_cost(both);
+        double cost = seeks * COST_SEEK + (ca + cb) * (COST_ENTRY + set_op) + both * COST_ROW + tn_coll_sort_cost(both);
         if (cost < best.cost) {
             best.kind = P_INTERSECT;
             best.a = m1;
@@ -697,10 +529,10 @@ static int execute(const coll *c, const tn_coll_pred *preds, size_t n, int order
     case P_SCAN: {
         bt_cur cur;
         int rev = order_slot == -1 && desc;
-        if (rev) bt_last(&c->pk, &cur);
-        else bt_first(&c->pk, &cur);
+        if (rev) tn_bt_last(&c->pk, &cur);
+        else tn_bt_first(&c->pk, &cur);
         int stop_early = order_slot == -2 || order_slot == -1;
-        for (; bt_valid(&cur); rev ? bt_prev(&cur) : bt_next(&cur)) {
+        for (; bt_valid(&cur); rev ? tn_bt_prev(&cur) : tn_bt_next(&cur)) {
             crow *r = bt_get(&cur);
             if (!match_all(q, n, r)) continue;
             rvec_push(out, r);
@@ -749,7 +581,7 @@ static int execute(const coll *c, const tn_coll_pred *preds, size_t n, int order
     return rc;
 }
 
-int coll_any_newer(const coll *c, const tn_coll_pred *p, size_t n, uint64_t rev)
+int tn_coll_any_newer(const coll *c, const tn_coll_pred *p, size_t n, uint64_t rev)
 {
     rvec rows = {0};
     int rc = execute(c, p, n, -2, 0, SIZE_MAX, &rows, NULL);
@@ -771,7 +603,7 @@ static void qheader(tn_wr *out, int code, const char *msg, uint8_t kind, uint64_
     tn_wr_varint(out, revision);
 }
 
-int coll_query_run(const coll *c, uint64_t revision, tn_rd *r, tn_wr *out, char *msg, size_t cap,
+int tn_coll_query_run(const coll *c, uint64_t revision, tn_rd *r, tn_wr *out, char *msg, size_t cap,
                    const char **plan)
 {
     int rc = TN_CLIENT_REQ_ERROR;
@@ -815,7 +647,7 @@ int coll_query_run(const coll *c, uint64_t revision, tn_rd *r, tn_wr *out, char 
         snprintf(msg, cap, "malformed query: predicate count");
         goto fail;
     }
-    rc = coll_preds_decode(r, (size_t)np, &preds, &pmem);
+    rc = tn_coll_preds_decode(r, (size_t)np, &preds, &pmem);
     if (rc != TN_SUCCESS) {
         snprintf(msg, cap, rc == TN_NOMEM ? "out of memory" : "malformed query: predicates");
         goto fail;
@@ -836,7 +668,7 @@ int coll_query_run(const coll *c, uint64_t revision, tn_rd *r, tn_wr *out, char 
         snprintf(msg, cap, "column mask names index slot beyond %zu", c->n_idx);
         goto fail;
     }
-    if (coll_preds_check(c, preds, (size_t)np, msg, cap) != TN_SUCCESS) goto fail;
+    if (tn_coll_preds_check(c, preds, (size_t)np, msg, cap) != TN_SUCCESS) goto fail;
     int order_slot = -2;
     if (order) {
         if (!tn_coll_order_supported(&c->schema, order - 1)) {
@@ -871,62 +703,11 @@ int coll_query_run(const coll *c, uint64_t revision, tn_rd *r, tn_wr *out, char 
         if (want_payload) tn_wr_bytes(out, row->payload, row->payload_len);
     }
     free(rows.v);
-    coll_preds_free(pmem);
+    tn_coll_preds_free(pmem);
     return out->oom ? TN_NOMEM : TN_SUCCESS;
 fail:
     free(rows.v);
-    coll_preds_free(pmem);
+    tn_coll_preds_free(pmem);
     qheader(out, rc, msg, kind, revision);
     return rc;
-}
-
-/* ---- client-side estimate ------------------------------------------------------------------------ */
-
-int tn_coll_estimate(const tn_coll_schema *s, const tn_coll_stats *st, const tn_coll_pred_shape *sh, size_t n,
-                     int32_t order_col, uint64_t limit, double *est_rows, double *cost)
-{
-    double N = st ? (double)st->rows : 1000000.0;
-    if (N < 1) N = 1;
-    double est = N, best_access = N;
-    int order_served = order_col == TN_QUERY_NO_ORDER;
-    double order_cnt = N;
-    for (size_t k = 0; k < n; k++) {
-        if (!tn_coll_pred_supported(s, sh[k].column, sh[k].op)) return TN_CLIENT_REQ_ERROR;
-        int slot = tn_coll_schema_slot(s, sh[k].column);
-        double nulls = 0, distinct = N;
-        if (slot >= 0 && st && (size_t)slot < st->n_idx) {
-            nulls = (double)st->idx[slot].nulls;
-            distinct = (double)st->idx[slot].distinct - (nulls > 0 ? 1 : 0);
-            if (distinct < 1) distinct = 1;
-        }
-        double nonnull = N - nulls > 0 ? N - nulls : 0;
-        double eq = slot < 0 ? 1 : nonnull / distinct;
-        double cnt;
-        switch (sh[k].op) {
-        case TN_PRED_EQ: cnt = eq; break;
-        case TN_PRED_IN: cnt = eq * (double)(sh[k].n_in ? sh[k].n_in : 1); break;
-        case TN_PRED_IS_NULL: cnt = nulls; break;
-        case TN_PRED_NOT_NULL: cnt = nonnull; break;
-        case TN_PRED_RANGE: cnt = nonnull / (sh[k].has_lo && sh[k].has_hi ? 4.0 : 3.0); break;
-        default: cnt = nonnull / 10.0; break; /* prefix */
-        }
-        if (cnt > N) cnt = N;
-        est *= cnt / N;
-        if (sh[k].op != TN_PRED_NOT_NULL && cnt < best_access) best_access = cnt;
-        if (order_col >= 0 && (uint32_t)order_col == sh[k].column && sh[k].op != TN_PRED_NOT_NULL &&
-            cnt < order_cnt)
-            order_cnt = cnt;
-    }
-    if (est < 1) est = 1;
-    if (best_access < 1) best_access = 1;
-    double c1 = COST_SEEK + best_access * (COST_ENTRY + COST_ROW);
-    if (!order_served) c1 += sort_cost(est);
-    if (order_col >= 0 && tn_coll_order_supported(s, (size_t)order_col)) {
-        double visits = limit ? fmin(order_cnt, (double)limit * order_cnt / est) : order_cnt;
-        double c2 = COST_SEEK + visits * (COST_ENTRY + COST_ROW);
-        if (c2 < c1) c1 = c2;
-    }
-    *est_rows = limit && (double)limit < est ? (double)limit : est;
-    *cost = c1;
-    return TN_SUCCESS;
 }

@@ -38,10 +38,10 @@ enum { NF_DIR = 1, NF_TEMP = 2, NF_SAME = 4 /* value node: update fields equal t
 #define SEG_LEN_FAR 0xFFFFu /* segment too long for the u16: recompute with memrchr */
 #define LIMIT_CAP ((size_t)1 << 30)
 
-typedef struct tn_node tn_node;
+typedef struct tn_tree_node tn_tree_node;
 typedef struct tn_temp tn_temp;
 
-struct tn_node {
+struct tn_tree_node {
     uint32_t hash; /* keyed hash of the full key; also the node's expiry-treap priority */
     uint8_t flags;
     uint8_t meta_len; /* value node: bytes of varint meta */
@@ -51,7 +51,7 @@ struct tn_node {
 
 typedef struct tn_dir {
     void *children;  /* root of the children index (cix_*), NULL when empty */
-    tn_node *parent; /* NULL for the root */
+    tn_tree_node *parent; /* NULL for the root */
     tn_temp *temp;
     uint64_t create_rev, update_rev;
     int64_t create_time, update_time;
@@ -60,7 +60,7 @@ typedef struct tn_dir {
 
 struct tn_temp {
     tn_temp *left, *right; /* expiry treap ordered by (expire_at, key) */
-    tn_node *node;
+    tn_tree_node *node;
     uint64_t owner;
     int64_t ttl_ms, expire_at;
 };
@@ -68,11 +68,11 @@ struct tn_temp {
 struct tn_tree {
     tn_tree_limits lim;
     uint64_t seed;
-    tn_node **slots; /* hash table, power-of-two size */
+    tn_tree_node **slots; /* hash table, power-of-two size */
     uint8_t *tags;   /* per slot: 0 = empty, else tag_of(hash) */
     size_t mask;
     size_t used;
-    tn_node *root;
+    tn_tree_node *root;
     tn_temp *temps; /* expiry treap root */
     size_t count;   /* nodes, root excluded */
     size_t mem;     /* malloc_usable_size of every allocation we own */
@@ -94,8 +94,8 @@ typedef struct node_info {
 
 /* ---- small helpers ------------------------------------------------------------------------------ */
 
-static inline tn_dir *dir_of(const tn_node *n) { return (tn_dir *)(void *)n->data; }
-static inline int is_dir(const tn_node *n) { return n->flags & NF_DIR; }
+static inline tn_dir *dir_of(const tn_tree_node *n) { return (tn_dir *)(void *)n->data; }
+static inline int is_dir(const tn_tree_node *n) { return n->flags & NF_DIR; }
 
 static void *tmalloc(tn_tree *t, size_t n)
 {
@@ -139,16 +139,16 @@ static inline uint64_t get_varint(const uint8_t **pp)
 static inline uint64_t zz(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
 static inline int64_t unzz(uint64_t u) { return (int64_t)(u >> 1) ^ -(int64_t)(u & 1); }
 
-static inline tn_temp *value_temp(const tn_node *n)
+static inline tn_temp *value_temp(const tn_tree_node *n)
 {
     tn_temp *tp = NULL;
     if (n->flags & NF_TEMP) memcpy(&tp, n->data, sizeof tp);
     return tp;
 }
 
-static inline tn_temp *node_temp(const tn_node *n) { return is_dir(n) ? dir_of(n)->temp : value_temp(n); }
+static inline tn_temp *node_temp(const tn_tree_node *n) { return is_dir(n) ? dir_of(n)->temp : value_temp(n); }
 
-static inline const uint8_t *node_key(const tn_node *n, size_t *len)
+static inline const uint8_t *node_key(const tn_tree_node *n, size_t *len)
 {
     if (is_dir(n)) {
         *len = dir_of(n)->key_len;
@@ -160,7 +160,7 @@ static inline const uint8_t *node_key(const tn_node *n, size_t *len)
     return p + n->meta_len;
 }
 
-static void node_decode(const tn_node *n, node_info *ni)
+static void node_decode(const tn_tree_node *n, node_info *ni)
 {
     if (is_dir(n)) {
         const tn_dir *d = dir_of(n);
@@ -193,7 +193,7 @@ static void node_decode(const tn_node *n, node_info *ni)
     ni->value = ni->key + ni->key_len;
 }
 
-static void node_view(const tn_node *n, tn_node_view *v)
+static void node_view(const tn_tree_node *n, tn_tree_node_view *v)
 {
     static const uint8_t empty_key[1] = {0};
     node_info ni;
@@ -219,7 +219,7 @@ static size_t seg_len_of(const uint8_t *key, size_t len)
     return dot ? len - (size_t)(dot - key) - 1 : len;
 }
 
-static inline const uint8_t *node_seg(const tn_node *n, size_t *len)
+static inline const uint8_t *node_seg(const tn_tree_node *n, size_t *len)
 {
     size_t kl;
     const uint8_t *k = node_key(n, &kl);
@@ -287,13 +287,13 @@ static uint32_t key_hash(uint64_t seed, const uint8_t *p, size_t n)
 
 static inline uint8_t tag_of(uint32_t h) { return (uint8_t)(0x80u | (h >> 25)); }
 
-static tn_node **tab_find(const tn_tree *t, const uint8_t *key, size_t len, uint32_t h)
+static tn_tree_node **tab_find(const tn_tree *t, const uint8_t *key, size_t len, uint32_t h)
 {
     size_t i = h & t->mask;
     uint8_t tag = tag_of(h);
     for (; t->tags[i]; i = (i + 1) & t->mask) {
         if (t->tags[i] != tag) continue;
-        tn_node *n = t->slots[i];
+        tn_tree_node *n = t->slots[i];
         if (n->hash == h) {
             size_t kl;
             const uint8_t *k = node_key(n, &kl);
@@ -303,14 +303,14 @@ static tn_node **tab_find(const tn_tree *t, const uint8_t *key, size_t len, uint
     return NULL;
 }
 
-static size_t tab_index_of(const tn_tree *t, const tn_node *n)
+static size_t tab_index_of(const tn_tree *t, const tn_tree_node *n)
 {
     size_t i = n->hash & t->mask;
     while (!t->tags[i] || t->slots[i] != n) i = (i + 1) & t->mask;
     return i;
 }
 
-static void tab_put(tn_node **slots, uint8_t *tags, size_t mask, tn_node *n)
+static void tab_put(tn_tree_node **slots, uint8_t *tags, size_t mask, tn_tree_node *n)
 {
     size_t i = n->hash & mask;
     while (tags[i]) i = (i + 1) & mask;
@@ -325,10 +325,10 @@ static int tab_reserve(tn_tree *t, size_t extra)
     if ((t->used + extra) <= cap / 4 * 3) return 0;
     size_t ncap = cap;
     while ((t->used + extra) > ncap / 4 * 3) {
-        if (ncap > SIZE_MAX / 2 / sizeof(tn_node *)) return -1;
+        if (ncap > SIZE_MAX / 2 / sizeof(tn_tree_node *)) return -1;
         ncap *= 2;
     }
-    tn_node **ns = tmalloc(t, ncap * sizeof *ns);
+    tn_tree_node **ns = tmalloc(t, ncap * sizeof *ns);
     uint8_t *ntags = tmalloc(t, ncap);
     if (!ns || !ntags) {
         tfree(t, ns);
@@ -346,13 +346,13 @@ static int tab_reserve(tn_tree *t, size_t extra)
     return 0;
 }
 
-static void tab_delete(tn_tree *t, const tn_node *n)
+static void tab_delete(tn_tree *t, const tn_tree_node *n)
 {
     size_t i = tab_index_of(t, n), j = i;
     for (;;) {
         j = (j + 1) & t->mask;
         if (!t->tags[j]) break;
-        tn_node *m = t->slots[j];
+        tn_tree_node *m = t->slots[j];
         size_t home = m->hash & t->mask;
         /* m may move back to i only if its home is not in the cyclic range (i, j]. */
         int in_range = i <= j ? (home > i && home <= j) : (home > i || home <= j);
@@ -370,18 +370,18 @@ static void tab_delete(tn_tree *t, const tn_node *n)
 /* ---- lookup ------------------------------------------------------------------------------------- */
 
 /* Node at key or NULL; *hash receives the key's hash (reused when the key is then created). */
-static tn_node *find_h(const tn_tree *t, const uint8_t *key, size_t len, uint32_t *hash)
+static tn_tree_node *find_h(const tn_tree *t, const uint8_t *key, size_t len, uint32_t *hash)
 {
     if (len == 0) return t->root;
     uint32_t h = key_hash(t->seed, key, len);
     if (hash) *hash = h;
-    tn_node **s = tab_find(t, key, len, h);
+    tn_tree_node **s = tab_find(t, key, len, h);
     return s ? *s : NULL;
 }
 
-static tn_node *find(const tn_tree *t, const uint8_t *key, size_t len) { return find_h(t, key, len, NULL); }
+static tn_tree_node *find(const tn_tree *t, const uint8_t *key, size_t len) { return find_h(t, key, len, NULL); }
 
-static tn_node *parent_of(const tn_tree *t, const uint8_t *key, size_t len)
+static tn_tree_node *parent_of(const tn_tree *t, const uint8_t *key, size_t len)
 {
     const uint8_t *dot = memrchr(key, '.', len);
     return dot ? find(t, key, (size_t)(dot - key)) : t->root;
@@ -409,7 +409,7 @@ typedef struct cix_leaf {
     cix_hdr h;
     struct cix_leaf *prev, *next;
     uint64_t pfx[CIX_MAX];
-    tn_node *node[CIX_MAX];
+    tn_tree_node *node[CIX_MAX];
 } cix_leaf;
 
 typedef struct cix_key {
@@ -445,14 +445,14 @@ static inline void skey_of_seg(skey *k, const uint8_t *s, size_t len)
     k->pfx = seg_prefix(s, len);
 }
 
-static inline void skey_of_node(skey *k, const tn_node *n)
+static inline void skey_of_node(skey *k, const tn_tree_node *n)
 {
     size_t l;
     const uint8_t *s = node_seg(n, &l);
     skey_of_seg(k, s, l);
 }
 
-static inline int cmp_entry(const skey *k, uint64_t pfx, const tn_node *n)
+static inline int cmp_entry(const skey *k, uint64_t pfx, const tn_tree_node *n)
 {
     if (k->pfx != pfx) return k->pfx < pfx ? -1 : 1;
     size_t l;
@@ -535,7 +535,7 @@ static cix_leaf *cix_descend(void *root, const skey *k, cix_inner **path, int *i
 }
 
 /* Slot holding node x (which must be in the index). */
-static tn_node **cix_slot(void *root, const tn_node *x)
+static tn_tree_node **cix_slot(void *root, const tn_tree_node *x)
 {
     skey k;
     skey_of_node(&k, x);
@@ -545,7 +545,7 @@ static tn_node **cix_slot(void *root, const tn_node *x)
 }
 
 /* Points *slot at a copy of n's segment, reusing the old copy's memory when it fits. 0 or -1. */
-static int sep_set(tn_tree *t, cix_key **slot, uint64_t *pfx, const tn_node *n)
+static int sep_set(tn_tree *t, cix_key **slot, uint64_t *pfx, const tn_tree_node *n)
 {
     size_t l;
     const uint8_t *s = node_seg(n, &l);
@@ -561,7 +561,7 @@ static int sep_set(tn_tree *t, cix_key **slot, uint64_t *pfx, const tn_node *n)
     return 0;
 }
 
-static cix_key *sep_copy(tn_tree *t, const tn_node *n, uint64_t *pfx)
+static cix_key *sep_copy(tn_tree *t, const tn_tree_node *n, uint64_t *pfx)
 {
     size_t l;
     const uint8_t *s = node_seg(n, &l);
@@ -574,7 +574,7 @@ static cix_key *sep_copy(tn_tree *t, const tn_node *n, uint64_t *pfx)
 }
 
 /* Inserts x (absent). 0, or -1 on allocation failure with the index unchanged. */
-static int cix_insert(tn_tree *t, void **rootp, tn_node *x)
+static int cix_insert(tn_tree *t, void **rootp, tn_tree_node *x)
 {
     skey k;
     skey_of_node(&k, x);
@@ -603,7 +603,7 @@ static int cix_insert(tn_tree *t, void **rootp, tn_node *x)
     }
     /* the leaf splits; so does each full inner node above it, and the root may grow */
     uint64_t pf[CIX_MAX + 1];
-    tn_node *nd[CIX_MAX + 1];
+    tn_tree_node *nd[CIX_MAX + 1];
     for (int i = 0, j = 0; i <= CIX_MAX; i++) {
         if (i == pos) {
             pf[i] = k.pfx;
@@ -778,7 +778,7 @@ static void inner_merge(cix_inner *dst, cix_inner *src, uint64_t pfx, cix_key *s
 }
 
 /* Removes node x (present). Never allocates. */
-static void cix_remove(tn_tree *t, void **rootp, const tn_node *x)
+static void cix_remove(tn_tree *t, void **rootp, const tn_tree_node *x)
 {
     skey k;
     skey_of_node(&k, x);
@@ -914,7 +914,7 @@ static void tt_remove(tn_tree *t, tn_temp *x)
 
 /* ---- node construction -------------------------------------------------------------------------- */
 
-static void node_init_header(tn_node *n, uint32_t hash, uint8_t flags, const uint8_t *key, size_t klen)
+static void node_init_header(tn_tree_node *n, uint32_t hash, uint8_t flags, const uint8_t *key, size_t klen)
 {
     size_t sl = seg_len_of(key, klen);
     n->hash = hash;
@@ -941,7 +941,7 @@ static size_t encode_meta(uint8_t *b, size_t klen, size_t vlen, uint64_t crev, i
     return m;
 }
 
-static tn_node *build_value(tn_tree *t, uint32_t hash, const uint8_t *key, size_t klen, const uint8_t *val,
+static tn_tree_node *build_value(tn_tree *t, uint32_t hash, const uint8_t *key, size_t klen, const uint8_t *val,
                             size_t vlen, uint64_t crev, int64_t ctime, uint64_t urev, int64_t utime,
                             tn_temp *temp)
 {
@@ -949,7 +949,7 @@ static tn_node *build_value(tn_tree *t, uint32_t hash, const uint8_t *key, size_
     int same;
     size_t m = encode_meta(meta, klen, vlen, crev, ctime, urev, utime, &same);
     size_t tsz = temp ? sizeof(tn_temp *) : 0;
-    tn_node *n = tmalloc(t, sizeof(tn_node) + tsz + m + klen + vlen);
+    tn_tree_node *n = tmalloc(t, sizeof(tn_tree_node) + tsz + m + klen + vlen);
     if (!n) return NULL;
     node_init_header(n, hash, (uint8_t)((temp ? NF_TEMP : 0) | (same ? NF_SAME : 0)), key, klen);
     n->meta_len = (uint8_t)m;
@@ -968,7 +968,7 @@ static tn_node *build_value(tn_tree *t, uint32_t hash, const uint8_t *key, size_
 /* Rewrites value node n (decoded in ni) in place with a new value and update fields, when the new
  * encoding fits its allocation without wasting much of it and `val` does not point into the node.
  * Returns 1 if done (nothing else to fix: same address, key and order), 0 if the caller must rebuild. */
-static int rewrite_in_place(tn_node *n, const node_info *ni, const uint8_t *val, size_t vlen,
+static int rewrite_in_place(tn_tree_node *n, const node_info *ni, const uint8_t *val, size_t vlen,
                             const tn_wctx *ctx)
 {
     uint8_t meta[60];
@@ -976,7 +976,7 @@ static int rewrite_in_place(tn_node *n, const node_info *ni, const uint8_t *val,
     size_t m = encode_meta(meta, ni->key_len, vlen, ni->create_rev, ni->create_time, ctx->index, ctx->time_ms,
                            &same);
     size_t tsz = ni->temp ? sizeof(tn_temp *) : 0;
-    size_t need = sizeof(tn_node) + tsz + m + ni->key_len + vlen, have = malloc_usable_size(n);
+    size_t need = sizeof(tn_tree_node) + tsz + m + ni->key_len + vlen, have = malloc_usable_size(n);
     uintptr_t v = (uintptr_t)val, lo = (uintptr_t)n;
     if (need > have || have - need > 32 || (v >= lo && v < lo + have)) return 0;
     uint8_t *p = n->data + tsz;
@@ -988,10 +988,10 @@ static int rewrite_in_place(tn_node *n, const node_info *ni, const uint8_t *val,
     return 1;
 }
 
-static tn_node *build_dir(tn_tree *t, uint32_t hash, const uint8_t *key, size_t klen, uint64_t crev,
+static tn_tree_node *build_dir(tn_tree *t, uint32_t hash, const uint8_t *key, size_t klen, uint64_t crev,
                           int64_t ctime, uint64_t urev, int64_t utime, tn_temp *temp)
 {
-    tn_node *n = tmalloc(t, sizeof(tn_node) + sizeof(tn_dir) + klen);
+    tn_tree_node *n = tmalloc(t, sizeof(tn_tree_node) + sizeof(tn_dir) + klen);
     if (!n) return NULL;
     node_init_header(n, hash, (uint8_t)(NF_DIR | (temp ? NF_TEMP : 0)), key, klen);
     tn_dir *d = dir_of(n);
@@ -1017,7 +1017,7 @@ static tn_temp *new_temp(tn_tree *t, uint64_t owner, int64_t ttl, int64_t expire
     return tp;
 }
 
-static void free_node(tn_tree *t, tn_node *n)
+static void free_node(tn_tree *t, tn_tree_node *n)
 {
     tfree(t, node_temp(n));
     tfree(t, n);
@@ -1025,7 +1025,7 @@ static void free_node(tn_tree *t, tn_node *n)
 
 /* Links a freshly built node under dir `parent`. TN_SUCCESS, or TN_NOMEM with nothing changed (the
  * hash table may have grown, which is not a change of state). */
-static int link_new(tn_tree *t, tn_node *parent, tn_node *n)
+static int link_new(tn_tree *t, tn_tree_node *parent, tn_tree_node *n)
 {
     if (tab_reserve(t, 1) || cix_insert(t, &dir_of(parent)->children, n)) return TN_NOMEM;
     tab_put(t->slots, t->tags, t->mask, n);
@@ -1042,7 +1042,7 @@ static int link_new(tn_tree *t, tn_node *parent, tn_node *n)
 
 /* Swaps a rebuilt value node in for `old` (same key) and frees `old`. The temp record, if any, is
  * shared and must already be referenced by `nw`; the caller handles its place in the expiry treap. */
-static void replace_value(tn_tree *t, tn_node *parent, tn_node *old, tn_node *nw)
+static void replace_value(tn_tree *t, tn_tree_node *parent, tn_tree_node *old, tn_tree_node *nw)
 {
     t->slots[tab_index_of(t, old)] = nw;
     *cix_slot(dir_of(parent)->children, old) = nw;
@@ -1051,7 +1051,7 @@ static void replace_value(tn_tree *t, tn_node *parent, tn_node *old, tn_node *nw
     tfree(t, old); /* not free_node: the temp record lives on */
 }
 
-static void touch_ancestors(tn_node *dir, const tn_wctx *ctx)
+static void touch_ancestors(tn_tree_node *dir, const tn_wctx *ctx)
 {
     while (dir) {
         tn_dir *d = dir_of(dir);
@@ -1061,7 +1061,7 @@ static void touch_ancestors(tn_node *dir, const tn_wctx *ctx)
     }
 }
 
-static void drop_node(tn_tree *t, tn_node *n, int maintain)
+static void drop_node(tn_tree *t, tn_tree_node *n, int maintain)
 {
     if (maintain) {
         tab_delete(t, n);
@@ -1074,7 +1074,7 @@ static void drop_node(tn_tree *t, tn_node *n, int maintain)
 /* Frees n (already unlinked from its parent's index) and its whole subtree; with `maintain`, also
  * removes each node from the table and the expiry treap. Allocates nothing: directories waiting to be
  * emptied are chained through their (no longer needed) parent pointers. */
-static size_t destroy(tn_tree *t, tn_node *n, int maintain)
+static size_t destroy(tn_tree *t, tn_tree_node *n, int maintain)
 {
     if (!is_dir(n)) {
         drop_node(t, n, maintain);
@@ -1082,13 +1082,13 @@ static size_t destroy(tn_tree *t, tn_node *n, int maintain)
     }
     size_t freed = 0;
     dir_of(n)->parent = NULL;
-    tn_node *work = n;
+    tn_tree_node *work = n;
     while (work) {
-        tn_node *d = work;
+        tn_tree_node *d = work;
         work = dir_of(d)->parent;
         for (cix_leaf *lf = cix_leftmost(dir_of(d)->children); lf; lf = lf->next) {
             for (int i = 0; i < lf->h.n; i++) {
-                tn_node *c = lf->node[i];
+                tn_tree_node *c = lf->node[i];
                 if (is_dir(c)) {
                     dir_of(c)->parent = work;
                     work = c;
@@ -1194,9 +1194,9 @@ static int check_ttl(const tn_tree *t, int64_t ttl)
 }
 
 /* Parent of a key about to be created: must exist and be a directory. */
-static int parent_for_create(const tn_tree *t, const uint8_t *key, size_t len, tn_node **out)
+static int parent_for_create(const tn_tree *t, const uint8_t *key, size_t len, tn_tree_node **out)
 {
-    tn_node *p = parent_of(t, key, len);
+    tn_tree_node *p = parent_of(t, key, len);
     if (!p) return TN_PARENT_DIR_NOT_EXISTS;
     if (!is_dir(p)) return TN_PARENT_NOT_DIR;
     *out = p;
@@ -1206,11 +1206,11 @@ static int parent_for_create(const tn_tree *t, const uint8_t *key, size_t len, t
 /* ---- writes ------------------------------------------------------------------------------------- */
 
 /* Creates a node at a key known to be absent, under a checked parent. */
-static int create_node(tn_tree *t, const tn_wctx *ctx, tn_node *parent, uint32_t h, const uint8_t *key,
+static int create_node(tn_tree *t, const tn_wctx *ctx, tn_tree_node *parent, uint32_t h, const uint8_t *key,
                        size_t klen, const uint8_t *val, size_t vlen, int dir, int temp, int64_t ttl)
 {
     tn_temp *tp = NULL;
-    tn_node *n = NULL;
+    tn_tree_node *n = NULL;
     if (temp && !(tp = new_temp(t, ctx->owner, ttl, expiry_of(ctx, ttl)))) goto fail;
     n = dir ? build_dir(t, h, key, klen, ctx->index, ctx->time_ms, ctx->index, ctx->time_ms, tp)
             : build_value(t, h, key, klen, val, vlen, ctx->index, ctx->time_ms, ctx->index, ctx->time_ms, tp);
@@ -1224,7 +1224,7 @@ fail:
 }
 
 /* Rebuilds value node `old` with a new value (NULL = keep) and update fields from ctx. */
-static int rewrite_value(tn_tree *t, const tn_wctx *ctx, tn_node *old, const uint8_t *val, size_t vlen)
+static int rewrite_value(tn_tree *t, const tn_wctx *ctx, tn_tree_node *old, const uint8_t *val, size_t vlen)
 {
     node_info ni;
     node_decode(old, &ni);
@@ -1232,9 +1232,9 @@ static int rewrite_value(tn_tree *t, const tn_wctx *ctx, tn_node *old, const uin
         val = ni.value;
         vlen = ni.value_len;
     }
-    tn_node *parent = parent_of(t, ni.key, ni.key_len);
+    tn_tree_node *parent = parent_of(t, ni.key, ni.key_len);
     if (!rewrite_in_place(old, &ni, val, vlen, ctx)) {
-        tn_node *nw = build_value(t, old->hash, ni.key, ni.key_len, val, vlen, ni.create_rev, ni.create_time,
+        tn_tree_node *nw = build_value(t, old->hash, ni.key, ni.key_len, val, vlen, ni.create_rev, ni.create_time,
                                   ctx->index, ctx->time_ms, ni.temp);
         if (!nw) return TN_NOMEM;
         replace_value(t, parent, old, nw);
@@ -1244,7 +1244,7 @@ static int rewrite_value(tn_tree *t, const tn_wctx *ctx, tn_node *old, const uin
 }
 
 /* Sets a temp node's ttl/expiry (re-placing it in the expiry treap) and, for a value, a new value. */
-static int retime_temp(tn_tree *t, const tn_wctx *ctx, tn_node *n, const uint8_t *val, size_t vlen,
+static int retime_temp(tn_tree *t, const tn_wctx *ctx, tn_tree_node *n, const uint8_t *val, size_t vlen,
                        int64_t ttl)
 {
     tn_temp *tp = node_temp(n);
@@ -1265,10 +1265,10 @@ static int retime_temp(tn_tree *t, const tn_wctx *ctx, tn_node *n, const uint8_t
         val = ni.value;
         vlen = ni.value_len;
     }
-    tn_node *parent = parent_of(t, ni.key, ni.key_len);
+    tn_tree_node *parent = parent_of(t, ni.key, ni.key_len);
     tt_remove(t, tp); /* cannot fail; its place depends on expire_at, which changes below */
     if (!rewrite_in_place(n, &ni, val, vlen, ctx)) {
-        tn_node *nw = build_value(t, n->hash, ni.key, ni.key_len, val, vlen, ni.create_rev, ni.create_time,
+        tn_tree_node *nw = build_value(t, n->hash, ni.key, ni.key_len, val, vlen, ni.create_rev, ni.create_time,
                                   ctx->index, ctx->time_ms, tp);
         if (!nw) {
             tt_insert(t, tp); /* put it back: nothing changed */
@@ -1284,7 +1284,7 @@ static int retime_temp(tn_tree *t, const tn_wctx *ctx, tn_node *n, const uint8_t
 }
 
 /* Unlinks and frees n with its subtree; returns the number of nodes removed. */
-static size_t remove_node(tn_tree *t, const tn_wctx *ctx, tn_node *n, tn_node *parent)
+static size_t remove_node(tn_tree *t, const tn_wctx *ctx, tn_tree_node *n, tn_tree_node *parent)
 {
     cix_remove(t, &dir_of(parent)->children, n);
     size_t freed = destroy(t, n, 1);
@@ -1333,7 +1333,7 @@ static int undo_bytes(tree_undo *u, const uint8_t *p, size_t n, size_t *off)
 }
 
 /* Appends the image of the node at key (present or not). 0 or -1 (NOMEM). */
-static int undo_image(tree_undo *u, const tn_node *n, const uint8_t *key, size_t klen)
+static int undo_image(tree_undo *u, const tn_tree_node *n, const uint8_t *key, size_t klen)
 {
     if (u->n == u->cap) {
         size_t cap = u->cap ? u->cap * 2 : 16;
@@ -1380,7 +1380,7 @@ static int undo_note(tn_tree *t, const uint8_t *key, size_t klen)
     while (len > 0) {
         const uint8_t *dot = memrchr(key, '.', len);
         len = dot ? (size_t)(dot - key) : 0;
-        tn_node *a = find(t, key, len);
+        tn_tree_node *a = find(t, key, len);
         if (a && undo_image(u, a, key, len)) return TN_NOMEM;
     }
     return TN_SUCCESS;
@@ -1390,7 +1390,7 @@ static int undo_restore(tn_tree *t, const tree_undo *u, const undo_rec *r)
 {
     const uint8_t *key = u->bytes + r->key_off;
     uint32_t h = 0;
-    tn_node *cur = find_h(t, key, r->key_len, &h);
+    tn_tree_node *cur = find_h(t, key, r->key_len, &h);
     if (r->key_len && !cur) h = key_hash(t->seed, key, r->key_len);
     if (cur && r->present && r->dir && is_dir(cur)) {
         tn_dir *d = dir_of(cur);
@@ -1408,7 +1408,7 @@ static int undo_restore(tn_tree *t, const tree_undo *u, const undo_rec *r)
         return TN_SUCCESS;
     }
     if (r->key_len == 0) return TN_INTERNAL; /* the root is always a directory */
-    tn_node *parent = parent_of(t, key, r->key_len);
+    tn_tree_node *parent = parent_of(t, key, r->key_len);
     if (cur) {
         if (!parent || (is_dir(cur) && dir_of(cur)->children)) return TN_INTERNAL;
         cix_remove(t, &dir_of(parent)->children, cur);
@@ -1418,7 +1418,7 @@ static int undo_restore(tn_tree *t, const tree_undo *u, const undo_rec *r)
     if (!parent || !is_dir(parent)) return TN_INTERNAL;
     tn_temp *tp = NULL;
     if (r->temp && !(tp = new_temp(t, r->owner, r->ttl, r->expire_at))) return TN_NOMEM;
-    tn_node *n = r->dir ? build_dir(t, h, key, r->key_len, r->crev, r->ctime, r->urev, r->utime, tp)
+    tn_tree_node *n = r->dir ? build_dir(t, h, key, r->key_len, r->crev, r->ctime, r->urev, r->utime, tp)
                         : build_value(t, h, key, r->key_len, u->bytes + r->val_off, r->val_len, r->crev,
                                       r->ctime, r->urev, r->utime, tp);
     if (!n || link_new(t, parent, n)) {
@@ -1471,14 +1471,14 @@ int tn_tree_put(tn_tree *t, const tn_wctx *ctx, const void *key, size_t key_len,
     if ((rc = undo_note(t, key, key_len))) return rc;
     if ((rc = check_value(t, value, value_len))) return rc;
     uint32_t h = 0;
-    tn_node *n = find_h(t, key, key_len, &h);
+    tn_tree_node *n = find_h(t, key, key_len, &h);
     if (n) {
         if (is_dir(n)) return TN_DIR_EXISTS;
         if (n->flags & NF_TEMP) return TN_IS_TEMP_NODE;
         rc = rewrite_value(t, ctx, n, value, value_len);
         return rc ? rc : TN_SUCCESS_OVERWRITE;
     }
-    tn_node *parent;
+    tn_tree_node *parent;
     if ((rc = parent_for_create(t, key, key_len, &parent))) return rc;
     if (parent->flags & NF_TEMP) return TN_UNDER_TEMP_DIR;
     return create_node(t, ctx, parent, h, key, key_len, value, value_len, 0, 0, 0);
@@ -1490,9 +1490,9 @@ int tn_tree_mkdir(tn_tree *t, const tn_wctx *ctx, const void *key, size_t key_le
     if (rc) return rc;
     if ((rc = undo_note(t, key, key_len))) return rc;
     uint32_t h = 0;
-    tn_node *n = find_h(t, key, key_len, &h);
+    tn_tree_node *n = find_h(t, key, key_len, &h);
     if (n) return is_dir(n) ? TN_DIR_EXISTS : TN_VALUE_EXISTS;
-    tn_node *parent;
+    tn_tree_node *parent;
     if ((rc = parent_for_create(t, key, key_len, &parent))) return rc;
     if (parent->flags & NF_TEMP) return TN_UNDER_TEMP_DIR;
     return create_node(t, ctx, parent, h, key, key_len, NULL, 0, 1, 0, 0);
@@ -1503,7 +1503,7 @@ int tn_tree_remove(tn_tree *t, const tn_wctx *ctx, const void *key, size_t key_l
     int rc = tn_tree_check_key(t, key, key_len, 0);
     if (rc) return rc;
     if ((rc = undo_note(t, key, key_len))) return rc;
-    tn_node *n = find(t, key, key_len);
+    tn_tree_node *n = find(t, key, key_len);
     if (!n) return TN_NOT_FOUND;
     tn_temp *tp = node_temp(n);
     if (tp && tp->owner != ctx->owner) return TN_NOT_OWNER;
@@ -1523,12 +1523,12 @@ int tn_tree_cas(tn_tree *t, const tn_wctx *ctx, const void *key, size_t key_len,
     if ((rc = undo_note(t, key, key_len))) return rc;
     if (!del && (rc = check_value(t, new_value, new_len))) return rc;
     uint32_t h = 0;
-    tn_node *n = find_h(t, key, key_len, &h);
+    tn_tree_node *n = find_h(t, key, key_len, &h);
     if (n && is_dir(n)) return TN_DIR_EXISTS;
     if (n && (n->flags & NF_TEMP)) return TN_IS_TEMP_NODE;
     if (want_absent) {
         if (n) return TN_CAS_MISMATCH;
-        tn_node *parent;
+        tn_tree_node *parent;
         if ((rc = parent_for_create(t, key, key_len, &parent))) return rc;
         if (parent->flags & NF_TEMP) return TN_UNDER_TEMP_DIR;
         return create_node(t, ctx, parent, h, key, key_len, new_value, new_len, 0, 0, 0);
@@ -1549,7 +1549,7 @@ int tn_tree_cas(tn_tree *t, const tn_wctx *ctx, const void *key, size_t key_len,
 static int create_temp(tn_tree *t, const tn_wctx *ctx, uint32_t h, const uint8_t *key, size_t key_len,
                        const void *value, size_t value_len, int dir, int64_t ttl)
 {
-    tn_node *parent;
+    tn_tree_node *parent;
     int rc = parent_for_create(t, key, key_len, &parent);
     if (rc) return rc;
     tn_temp *ptp = node_temp(parent);
@@ -1566,7 +1566,7 @@ int tn_tree_put_temp(tn_tree *t, const tn_wctx *ctx, const void *key, size_t key
     if ((rc = check_value(t, value, value_len))) return rc;
     if ((rc = check_ttl(t, ttl_ms))) return rc;
     uint32_t h = 0;
-    tn_node *n = find_h(t, key, key_len, &h);
+    tn_tree_node *n = find_h(t, key, key_len, &h);
     if (!n) return create_temp(t, ctx, h, key, key_len, value, value_len, 0, ttl_ms);
     tn_temp *tp = node_temp(n);
     if (!tp) return TN_NOT_TEMP_NODE;
@@ -1583,7 +1583,7 @@ int tn_tree_mkdir_temp(tn_tree *t, const tn_wctx *ctx, const void *key, size_t k
     if ((rc = undo_note(t, key, key_len))) return rc;
     if ((rc = check_ttl(t, ttl_ms))) return rc;
     uint32_t h = 0;
-    tn_node *n = find_h(t, key, key_len, &h);
+    tn_tree_node *n = find_h(t, key, key_len, &h);
     if (!n) return create_temp(t, ctx, h, key, key_len, NULL, 0, 1, ttl_ms);
     tn_temp *tp = node_temp(n);
     if (!tp) return TN_NOT_TEMP_NODE;
@@ -1597,7 +1597,7 @@ int tn_tree_update_ttl(tn_tree *t, const tn_wctx *ctx, const void *key, size_t k
     if (rc) return rc;
     if ((rc = undo_note(t, key, key_len))) return rc;
     if ((rc = check_ttl(t, ttl_ms))) return rc;
-    tn_node *n = find(t, key, key_len);
+    tn_tree_node *n = find(t, key, key_len);
     if (!n) return TN_NOT_FOUND;
     tn_temp *tp = node_temp(n);
     if (!tp) return TN_NOT_TEMP_NODE;
@@ -1610,7 +1610,7 @@ int tn_tree_expire(tn_tree *t, const tn_wctx *ctx, const void *key, size_t key_l
     int rc = tn_tree_check_key(t, key, key_len, 0);
     if (rc) return rc;
     if ((rc = undo_note(t, key, key_len))) return rc;
-    tn_node *n = find(t, key, key_len);
+    tn_tree_node *n = find(t, key, key_len);
     if (!n) return TN_NOT_FOUND;
     tn_temp *tp = node_temp(n);
     if (!tp) return TN_NOT_TEMP_NODE;
@@ -1625,11 +1625,11 @@ int tn_tree_expire(tn_tree *t, const tn_wctx *ctx, const void *key, size_t key_l
 
 /* ---- reads -------------------------------------------------------------------------------------- */
 
-int tn_tree_get(const tn_tree *t, const void *key, size_t key_len, tn_node_view *out)
+int tn_tree_get(const tn_tree *t, const void *key, size_t key_len, tn_tree_node_view *out)
 {
     int rc = tn_tree_check_key(t, key, key_len, 1);
     if (rc) return rc;
-    tn_node *n = find(t, key, key_len);
+    tn_tree_node *n = find(t, key, key_len);
     if (!n) return TN_NOT_FOUND;
     node_view(n, out);
     return TN_SUCCESS;
@@ -1681,7 +1681,7 @@ int tn_tree_list(const tn_tree *t, const void *dir, size_t dir_len, const void *
 {
     int rc = tn_tree_check_key(t, dir, dir_len, 1);
     if (rc) return rc;
-    tn_node *d = find(t, dir, dir_len);
+    tn_tree_node *d = find(t, dir, dir_len);
     if (!d) return TN_NOT_FOUND;
     if (!is_dir(d)) return TN_PARENT_NOT_DIR;
     void *root = dir_of(d)->children;
@@ -1704,7 +1704,7 @@ int tn_tree_list(const tn_tree *t, const void *dir, size_t dir_len, const void *
     for (; lf; lf = lf->next, pos = 0) {
         for (; pos < lf->h.n; pos++) {
             if (limit && seen >= limit) return TN_SUCCESS;
-            tn_node_view v;
+            tn_tree_node_view v;
             node_view(lf->node[pos], &v);
             seen++;
             if (cb(arg, &v)) return TN_SUCCESS;
@@ -1733,8 +1733,8 @@ int tn_tree_walk(const tn_tree *t, tn_tree_visit cb, void *arg)
             }
             continue;
         }
-        tn_node *n = f->lf->node[f->pos++];
-        tn_node_view v;
+        tn_tree_node *n = f->lf->node[f->pos++];
+        tn_tree_node_view v;
         node_view(n, &v);
         if (cb(arg, &v)) break;
         const cix_leaf *sub = is_dir(n) ? cix_leftmost(dir_of(n)->children) : NULL;
@@ -1782,7 +1782,7 @@ int tn_tree_due(const tn_tree *t, int64_t now_ms, size_t limit, tn_tree_visit cb
     while (s.n && (!limit || seen < limit)) {
         const tn_temp *x = s.v[--s.n];
         if (x->expire_at > now_ms) break;
-        tn_node_view v;
+        tn_tree_node_view v;
         node_view(x->node, &v);
         seen++;
         if (cb(arg, &v)) break;
@@ -1816,7 +1816,7 @@ typedef struct ser_ctx {
     size_t prev_len;
 } ser_ctx;
 
-static int ser_visit(void *arg, const tn_node_view *v)
+static int ser_visit(void *arg, const tn_tree_node_view *v)
 {
     ser_ctx *sc = arg;
     tn_wr *w = sc->w;
@@ -1884,13 +1884,13 @@ static int deser_node(tn_tree *nt, tn_rd *r, uint8_t *keybuf, size_t *key_len)
         if (check_ttl(nt, ttl)) return TN_CLIENT_REQ_ERROR;
     }
     if (r->err || tn_tree_check_key(nt, keybuf, klen, 0)) return TN_CLIENT_REQ_ERROR;
-    tn_node *parent = parent_of(nt, keybuf, klen);
+    tn_tree_node *parent = parent_of(nt, keybuf, klen);
     if (!parent || !is_dir(parent) || find(nt, keybuf, klen)) return TN_CLIENT_REQ_ERROR;
     tn_temp *ptp = node_temp(parent);
     /* a temp directory holds only temp nodes of its owner (what the write rules allow) */
     if (ptp && (!(fl & IMG_TEMP) || owner != ptp->owner)) return TN_CLIENT_REQ_ERROR;
     tn_temp *tp = NULL;
-    tn_node *n = NULL;
+    tn_tree_node *n = NULL;
     if ((fl & IMG_TEMP) && !(tp = new_temp(nt, owner, ttl, exp))) goto nomem;
     uint32_t h = key_hash(nt->seed, keybuf, klen);
     n = (fl & IMG_DIR) ? build_dir(nt, h, keybuf, klen, crev, ctime, urev, utime, tp)

@@ -1,5 +1,6 @@
-/* coll.h — Cachalot-style typed collections: the server-side store (rows, hash and ordered indexes,
- * statistics, query executor, conditional writes, snapshot) and the payload codec the client uses.
+/* coll_codec.h — Cachalot-style typed collections, the half both sides share: values, schemas, predicates,
+ * the write/query payload codecs and result decoders, and the client's planning help. The server-side
+ * store (rows, hash and ordered indexes, statistics, executor, snapshot) is sm/coll.h.
  *
  * ---- Model --------------------------------------------------------------------------------------
  * A collection is a named set of rows with a schema: columns (name, declared type, role). Exactly one
@@ -109,15 +110,14 @@
  * Thread: tn_colls is not thread-safe: the caller holds an rwlock (reads concurrent, one writer). The
  * encoders/decoders and tn_coll_estimate have no shared state.
  */
-#ifndef TARN_COLL_H
-#define TARN_COLL_H
+#ifndef TARN_COLL_CODEC_H
+#define TARN_COLL_CODEC_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include "codec.h"
 #include "tn_code.h"
-#include "tree.h" /* tn_wctx */
 
 /* ---- limits ------------------------------------------------------------------------------------ */
 #define TN_COLL_MAX_NAME 1024u               /* collection name bytes */
@@ -330,6 +330,8 @@ typedef struct tn_coll_result {
 } tn_coll_result;
 
 int tn_coll_result_decode(const void *buf, size_t len, tn_coll_result *res);
+/* Frees st->idx (NULL-safe) and zeroes st. */
+void tn_coll_stats_clear(tn_coll_stats *st);
 void tn_coll_result_clear(tn_coll_result *res);
 
 /* ---- planning help for xBestIndex (client side, from decoded STATS) ---------------------------------- */
@@ -353,51 +355,17 @@ typedef struct tn_coll_pred_shape {
 int tn_coll_estimate(const tn_coll_schema *s, const tn_coll_stats *st, const tn_coll_pred_shape *shapes,
                      size_t n, int32_t order_col, uint64_t limit, double *est_rows, double *cost);
 
-/* ---- the store (server side) --------------------------------------------------------------------- */
-typedef struct tn_colls tn_colls;
-
-tn_colls *tn_colls_new(void); /* NULL when out of memory */
-void tn_colls_free(tn_colls *c); /* NULL is a no-op; an open transaction is discarded (rolled back) */
-
-/* Applies one write payload to collection `name`; appends a wresult to out. Returns the overall code
- * (the same as in the wresult): SUCCESS / SUCCESS_OVERWRITE, a row/collection error, CLIENT_REQ_ERROR
- * (malformed payload: nothing applied), NOMEM (nothing applied — also when out ran out of memory, in
- * which case out->oom is set and its content is not a valid wresult). */
-int tn_colls_write(tn_colls *c, const tn_wctx *ctx, const void *name, size_t name_len, const void *payload,
-                   size_t len, tn_wr *out);
-
-/* Answers one query payload; appends a qresult (with `revision`, the state's applied index) to out.
- * Returns its code: SUCCESS, NO_SUCH_COLLECTION, CLIENT_REQ_ERROR (malformed / unsupported predicate),
- * NOMEM. plan (may be NULL) receives the access path chosen, a static string: "pk", "hash",
- * "ordered", "intersect", "order-walk", "scan", "empty" (for tests and EXPLAIN). */
-int tn_colls_read(const tn_colls *c, uint64_t revision, const void *name, size_t name_len,
-                  const void *payload, size_t len, tn_wr *out, const char **plan);
-
-/* Multi-op transactions (one Raft entry with several COLL_WRITE ops, maybe mixed with tree ops): begin,
- * then tn_colls_write calls, then commit (keep) or rollback (undo every write since begin, including
- * created/dropped collections). Not nestable: begin while open returns INTERNAL. */
-int tn_colls_txn_begin(tn_colls *c);
-void tn_colls_txn_commit(tn_colls *c);
-void tn_colls_txn_rollback(tn_colls *c);
-
-/* Appends a deterministic image of every collection. SUCCESS, NOMEM, INTERNAL (transaction open). */
-int tn_colls_serialize(const tn_colls *c, tn_wr *w);
-/* Replaces the content with the image (indexes rebuilt). CLIENT_REQ_ERROR (malformed) or NOMEM leave
- * c unchanged. */
-int tn_colls_deserialize(tn_colls *c, const void *image, size_t len);
-
-/* Introspection for tests, benchmarks and the state machine. */
-size_t tn_colls_count(const tn_colls *c);                 /* number of collections */
-size_t tn_colls_memory(const tn_colls *c);                /* heap bytes (approximate, all structures) */
-/* Row count of a collection, or -1 if absent. */
-int64_t tn_colls_rows(const tn_colls *c, const void *name, size_t name_len);
-/* Statistics of a collection (st->idx malloc'd; free with tn_coll_stats_clear). SUCCESS,
- * NO_SUCH_COLLECTION, NOMEM. */
-int tn_colls_stats(const tn_colls *c, const void *name, size_t name_len, tn_coll_stats *st);
-void tn_coll_stats_clear(tn_coll_stats *st);
-/* Verifies every internal invariant (tree order, counts and minima, leaf links, hash buckets and row
- * positions, statistics recomputed from scratch). 0 if all hold, else a non-zero code locating the
- * failure. O(n); for tests. */
-int tn_colls_check(const tn_colls *c);
+/* ---- shared with the server's decoder --------------------------------------------------------------- */
+/* tn_coll_schema_decode with the validation message written to msg[cap]. */
+int tn_coll_schema_decode_msg(tn_rd *r, tn_coll_schema *s, char *msg, size_t cap);
+/* Deep copy of src into dst, names and columns in one malloc'd block *mem (free(*mem) releases it).
+ * SUCCESS or NOMEM. */
+int tn_coll_schema_copy(const tn_coll_schema *src, tn_coll_schema *dst, void **mem);
+/* Appends one predicate (the pred format above). */
+void tn_coll_pred_encode(const tn_coll_pred *p, tn_wr *w);
+/* Decodes n predicates (bounds checked; values point into r's buffer); preds malloc'd along with their IN
+ * arrays in *mem. SUCCESS, CLIENT_REQ_ERROR (malformed), NOMEM. */
+int tn_coll_preds_decode(tn_rd *r, size_t n, tn_coll_pred **preds, void **mem);
+void tn_coll_preds_free(void *mem); /* the *mem of tn_coll_preds_decode; NULL is a no-op */
 
 #endif

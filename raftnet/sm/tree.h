@@ -13,7 +13,7 @@
  * TTL. Expiry is itself a command (tn_tree_expire) carrying the revision the expirer saw, so every replica
  * expires the same node at the same point of the log. An expiring temp directory takes its subtree with it.
  *
- * Ownership: the tree owns copies of every key and value given to it. tn_node_view fields point INTO the
+ * Ownership: the tree owns copies of every key and value given to it. tn_tree_node_view fields point INTO the
  * tree and stay valid only until the next write to the tree (callers hold the engine's lock).
  *
  * Complexity: get is O(1) expected (hash of the full key); list of one directory walks that directory's
@@ -51,7 +51,7 @@ typedef struct tn_wctx {
     uint64_t owner;  /* the client session issuing the command; 0 = none (system) */
 } tn_wctx;
 
-typedef struct tn_node_view {
+typedef struct tn_tree_node_view {
     const uint8_t *key; /* full path; for the root, key_len == 0 */
     size_t key_len;
     const uint8_t *value; /* NULL for a directory */
@@ -62,7 +62,7 @@ typedef struct tn_node_view {
     uint64_t owner;    /* 0 unless temp */
     int64_t ttl_ms;    /* 0 unless temp */
     int64_t expire_at; /* ms since the epoch; 0 unless temp */
-} tn_node_view;
+} tn_tree_node_view;
 
 /* Returns a new tree holding only the root directory, or NULL when out of memory. limits may be NULL. */
 tn_tree *tn_tree_new(const tn_tree_limits *limits);
@@ -133,12 +133,12 @@ int tn_tree_txn_open(const tn_tree *t);
 int tn_tree_check_key(const tn_tree *t, const void *key, size_t key_len, int allow_root);
 
 /* SUCCESS and *out filled, NOT_FOUND, or a key error. */
-int tn_tree_get(const tn_tree *t, const void *key, size_t key_len, tn_node_view *out);
+int tn_tree_get(const tn_tree *t, const void *key, size_t key_len, tn_tree_node_view *out);
 
 /* Calls cb for each child of directory `dir` in key order, starting strictly after the child whose full
  * key is `after` (NULL = from the first), stopping after `limit` children (0 = all) or when cb returns
  * non-zero. Returns SUCCESS, NOT_FOUND (no such node), PARENT_NOT_DIR (dir is a value), or a key error. */
-typedef int (*tn_tree_visit)(void *arg, const tn_node_view *node);
+typedef int (*tn_tree_visit)(void *arg, const tn_tree_node_view *node);
 int tn_tree_list(const tn_tree *t, const void *dir, size_t dir_len, const void *after, size_t after_len,
                  size_t limit, tn_tree_visit cb, void *arg);
 

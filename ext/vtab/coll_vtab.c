@@ -77,8 +77,9 @@ SQLITE_EXTENSION_INIT3
 #include <time.h>
 
 #include "client.h"
-#include "coll.h"
+#include "coll_codec.h"
 #include "conn.h"
+#include "tarn_ext.h"
 #include "readset.h"
 #include "vtab_args.h"
 #include "rowpack.h"

@@ -16,7 +16,8 @@ SQLITE_EXTENSION_INIT3
 #include <nng/supplemental/util/platform.h>
 
 #include "tn_code.h"
-#include "transport.h"
+#include "envelope.h"
+#include "tls.h"
 
 #define DEFAULT_DEADLINE_MS 5000
 #define DEFAULT_REQUEST_TIMEOUT_MS 1000

@@ -7,7 +7,7 @@
  * a node never touch the rows (each of which would be a cache miss). Equal prefixes fall back to the full
  * comparison. Bits 63..62: the type class (NULL, number, TEXT, BLOB); numbers: the order-preserving image
  * of their double (int64 -> double rounding is monotone); TEXT/BLOB: the first 7 bytes, then min(len, 7). */
-uint64_t bt_prefix(const tn_val *v)
+uint64_t tn_bt_prefix(const tn_val *v)
 {
     switch (v->type) {
     case TN_V_NULL: return 0;
@@ -67,7 +67,7 @@ static size_t node_count(const void *node)
     return s;
 }
 
-int bt_init(bt *t, int slot)
+int tn_bt_init(bt *t, int slot)
 {
     memset(t, 0, sizeof *t);
     bt_leaf *l = calloc(1, sizeof *l);
@@ -89,7 +89,7 @@ static void free_node(void *node)
     free(node);
 }
 
-void bt_destroy(bt *t)
+void tn_bt_destroy(bt *t)
 {
     if (t->root) free_node(t->root);
     memset(t, 0, sizeof *t);
@@ -130,13 +130,13 @@ static void inner_set(bt_inner *P, int i, void *child)
     P->mk[i] = node_mink(child);
 }
 
-int bt_insert(bt *t, crow *r)
+int tn_bt_insert(bt *t, crow *r)
 {
     void *path[BT_MAX_HEIGHT];
     int idx[BT_MAX_HEIGHT];
     int h = t->height;
     if (h >= BT_MAX_HEIGHT) return -1;
-    uint64_t rk = bt_prefix(bt_key(t, r));
+    uint64_t rk = tn_bt_prefix(bt_key(t, r));
     void *node = t->root;
     for (int l = 0; l < h - 1; l++) {
         path[l] = node;
@@ -283,12 +283,12 @@ static void merge_children(bt *t, bt_inner *P, int a)
     P->n--;
 }
 
-int bt_delete(bt *t, crow *r)
+int tn_bt_delete(bt *t, crow *r)
 {
     void *path[BT_MAX_HEIGHT];
     int idx[BT_MAX_HEIGHT];
     int h = t->height;
-    uint64_t rk = bt_prefix(bt_key(t, r));
+    uint64_t rk = tn_bt_prefix(bt_key(t, r));
     void *node = t->root;
     for (int l = 0; l < h - 1; l++) {
         bt_inner *in = node;
@@ -353,10 +353,10 @@ static inline int key_before(const bt *t, uint64_t ek, const crow *e, const tn_v
     return strict ? c <= 0 : c < 0;
 }
 
-void bt_seek(const bt *t, const tn_val *v, int strict, bt_cur *c, size_t *rank)
+void tn_bt_seek(const bt *t, const tn_val *v, int strict, bt_cur *c, size_t *rank)
 {
     size_t rk = 0;
-    uint64_t vk = bt_prefix(v);
+    uint64_t vk = tn_bt_prefix(v);
     void *node = t->root;
     while (!is_leaf(node)) {
         const bt_inner *in = node;
@@ -388,7 +388,7 @@ void bt_seek(const bt *t, const tn_val *v, int strict, bt_cur *c, size_t *rank)
     if (rank) *rank = rk;
 }
 
-void bt_first(const bt *t, bt_cur *c)
+void tn_bt_first(const bt *t, bt_cur *c)
 {
     void *node = t->root;
     while (!is_leaf(node)) node = ((bt_inner *)node)->child[0];
@@ -396,7 +396,7 @@ void bt_first(const bt *t, bt_cur *c)
     c->pos = 0;
 }
 
-void bt_end(const bt *t, bt_cur *c)
+void tn_bt_end(const bt *t, bt_cur *c)
 {
     void *node = t->root;
     while (!is_leaf(node)) node = ((bt_inner *)node)->child[((bt_inner *)node)->n - 1];
@@ -404,13 +404,13 @@ void bt_end(const bt *t, bt_cur *c)
     c->pos = c->leaf->n;
 }
 
-void bt_last(const bt *t, bt_cur *c)
+void tn_bt_last(const bt *t, bt_cur *c)
 {
-    bt_end(t, c);
-    bt_prev(c);
+    tn_bt_end(t, c);
+    tn_bt_prev(c);
 }
 
-void bt_next(bt_cur *c)
+void tn_bt_next(bt_cur *c)
 {
     if (!c->leaf || c->pos >= c->leaf->n) return;
     c->pos++;
@@ -420,7 +420,7 @@ void bt_next(bt_cur *c)
     }
 }
 
-void bt_prev(bt_cur *c)
+void tn_bt_prev(bt_cur *c)
 {
     if (!c->leaf) return;
     if (c->pos > 0) {
@@ -431,9 +431,9 @@ void bt_prev(bt_cur *c)
     if (c->leaf) c->pos = c->leaf->n - 1;
 }
 
-int bt_find_row(const bt *t, const crow *r, bt_cur *c)
+int tn_bt_find_row(const bt *t, const crow *r, bt_cur *c)
 {
-    uint64_t rk = bt_prefix(bt_key(t, r));
+    uint64_t rk = tn_bt_prefix(bt_key(t, r));
     void *node = t->root;
     while (!is_leaf(node)) node = ((bt_inner *)node)->child[inner_pick(t, node, r, rk)];
     bt_leaf *leaf = node;
@@ -455,7 +455,7 @@ static long check_node(const bt *t, const void *node, int depth, const crow **pr
         if (*prev_leaf && (*prev_leaf)->next != l) { *bad = __LINE__; return -1; }
         if (l->n == 0 && t->count != 0) { *bad = __LINE__; return -1; }
         for (int k = 0; k < l->n; k++) {
-            if (l->k[k] != bt_prefix(bt_key(t, l->e[k]))) { *bad = __LINE__; return -1; }
+            if (l->k[k] != tn_bt_prefix(bt_key(t, l->e[k]))) { *bad = __LINE__; return -1; }
             if (*prev && row_cmp(t, *prev, l->e[k]) >= 0) { *bad = __LINE__; return -1; }
             *prev = l->e[k];
         }
@@ -478,7 +478,7 @@ static long check_node(const bt *t, const void *node, int depth, const crow **pr
     return total;
 }
 
-int bt_check(const bt *t)
+int tn_bt_check(const bt *t)
 {
     const crow *prev = NULL;
     const bt_leaf *prev_leaf = NULL;
@@ -500,7 +500,7 @@ static void table_clear(hentry *t, size_t cap)
     }
 }
 
-int hidx_init(hidx *h, int slot, int hslot, size_t n_idx)
+int tn_hidx_init(hidx *h, int slot, int hslot, size_t n_idx)
 {
     memset(h, 0, sizeof *h);
     h->cap = 16;
@@ -513,7 +513,7 @@ int hidx_init(hidx *h, int slot, int hslot, size_t n_idx)
     return 0;
 }
 
-void hidx_destroy(hidx *h)
+void tn_hidx_destroy(hidx *h)
 {
     if (h->t) {
         for (size_t k = 0; k < h->cap; k++)
@@ -544,13 +544,13 @@ static int grow(hidx *h)
     return 0;
 }
 
-const hentry *hidx_find(const hidx *h, const tn_val *v)
+const hentry *tn_hidx_find(const hidx *h, const tn_val *v)
 {
     size_t i = probe(h->t, h->cap, v);
     return h->t[i].v.type == HENTRY_EMPTY ? NULL : &h->t[i];
 }
 
-int hidx_insert(hidx *h, crow *r)
+int tn_hidx_insert(hidx *h, crow *r)
 {
     const tn_val *v = &r->idx[h->slot];
     if ((h->used + 1) * 4 > h->cap * 3 && grow(h)) return -1;
@@ -585,7 +585,7 @@ int hidx_insert(hidx *h, crow *r)
     return 0;
 }
 
-void hidx_delete(hidx *h, crow *r)
+void tn_hidx_delete(hidx *h, crow *r)
 {
     const tn_val *v = &r->idx[h->slot];
     size_t mask = h->cap - 1, i = probe(h->t, h->cap, v);

@@ -1,5 +1,5 @@
-/* status_vtab.h — asking every member of a cluster for its state (TN_OP_STATUS), and the tarn_status()
- * table-valued function built on it.
+/* members.h — asking every member of a cluster for its state (TN_OP_STATUS); tarn_status() (vtab/) and
+ * `tarn status` (shell/) are built on it.
  *
  * tn_member_status_fetch sends one STATUS request to each given URL at the same time (one tn_cluster per
  * member, asynchronous calls) and waits for all of them, each bounded by timeout_ms. Members that the
@@ -14,16 +14,16 @@
  * Errors: SQLITE_OK, SQLITE_ERROR (no or bad URLs, with *errmsg) or SQLITE_NOMEM.
  * Thread: any; no shared state. Blocks for at most about 2 * timeout_ms.
  */
-#ifndef TARN_STATUS_VTAB_H
-#define TARN_STATUS_VTAB_H
+#ifndef TARN_MEMBERS_H
+#define TARN_MEMBERS_H
 
 #include <stdint.h>
 
-#include <sqlite3ext.h>
-
 #include "codec.h"
-#include "conn.h"
 #include "status.h"
+
+/* The wait for each member when the caller passes timeout_ms <= 0. */
+#define TN_STATUS_TIMEOUT_MS_DEFAULT 1000
 
 typedef struct tn_member_status {
     char *url;        /* the URL asked */
@@ -43,10 +43,5 @@ int tn_member_status_fetch(const char *urls, const char *token, int timeout_ms, 
 void tn_member_status_free(tn_member_status *m, int n);
 /* "leader", "follower", "candidate", "pre-candidate", "learner" (a non-voting follower) or "unreachable". */
 const char *tn_member_role_name(const tn_member_status *m);
-
-/* Registers the eponymous virtual table tarn_status (columns id, url, role, term, commit_index,
- * applied_index, lag, leader; hidden arguments cluster (default: the connection's default cluster) and
- * timeout_ms (default 1000)): SELECT * FROM tarn_status('tcp://…'). Keeps a reference to conn. */
-int tn_status_register(sqlite3 *db, tn_conn *conn);
 
 #endif
