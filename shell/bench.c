@@ -29,6 +29,7 @@
 #include <sqlite3.h>
 
 #include "cluster.h"
+#include "clock.h"
 #include "engine.h"
 #include "tarn_cli.h"
 #include "tn_code.h"
@@ -81,13 +82,6 @@ typedef struct worker {
     int finished;       /* set by the last answer's callback */
     int has_thread;
 } worker;
-
-static long long mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -302,11 +296,11 @@ static void *worker_main(void *arg)
     worker *w = arg;
     tn_wr resp;
     tn_wr_init(&resp);
-    while (mono_ns() < w->end_ns) {
+    while (tn_mono_ns() < w->end_ns) {
         int op = pick_op(w);
-        long long t0 = mono_ns();
+        long long t0 = tn_mono_ns();
         int o = do_op(w, op, &resp);
-        if (record(w, o, mono_ns() - t0) != 0) break;
+        if (record(w, o, tn_mono_ns() - t0) != 0) break;
     }
     tn_wr_free(&resp);
     return NULL;
@@ -338,7 +332,7 @@ static void async_stop(worker *w)
 static void async_done(void *arg, int rc, const uint8_t *resp, size_t len, const char *errmsg)
 {
     worker *w = arg;
-    long long t1 = mono_ns();
+    long long t1 = tn_mono_ns();
     tn_resp r;
     int o = classify(w, rc, resp, len, rc == TN_SUCCESS ? NULL : errmsg, &r, 0);
     w->finished = record(w, o, t1 - w->t0) != 0 || t1 >= w->end_ns;
@@ -362,13 +356,13 @@ static void async_issue(worker *w)
         req.req_id = ++w->t.next_req;
         w->req_buf.len = 0;
         int rc = tn_cluster_req_encode(w->t.cl, &req, &w->req_buf);
-        w->t0 = mono_ns();
+        w->t0 = tn_mono_ns();
         atomic_store(&w->issuing, ISSUE_BUSY);
         if (rc == TN_SUCCESS) rc = tn_cluster_call_async(w->t.cl, &w->req_buf, async_done, w);
         if (rc != TN_SUCCESS) {
             atomic_store(&w->issuing, ISSUE_IDLE);
             if (!w->first_error) w->first_error = strdup(tn_code_name(rc));
-            if (record(w, FAILED, 0) != 0 || mono_ns() >= w->end_ns) {
+            if (record(w, FAILED, 0) != 0 || tn_mono_ns() >= w->end_ns) {
                 async_stop(w);
                 return;
             }
@@ -602,7 +596,7 @@ int cmd_bench(int argc, char **argv)
         cli_fail("out of memory");
         goto done;
     }
-    uint64_t seed = (uint64_t)mono_ns() | 1;
+    uint64_t seed = (uint64_t)tn_mono_ns() | 1;
     for (int i = 0; i < cfg.value_size; i++) value[i] = (uint8_t)('a' + rng_next(&seed) % 26);
     {
         char *err = NULL;
@@ -625,7 +619,7 @@ int cmd_bench(int argc, char **argv)
             goto join;
         }
     }
-    start = mono_ns();
+    start = tn_mono_ns();
     end = start + (long long)(cfg.seconds * 1e9);
     if (cfg.urls && cfg.op != OP_TXN && cfg.op != OP_MIX) {
         run_async(w, cfg.clients, end);
@@ -645,7 +639,7 @@ join:
     for (int i = 0; i < started; i++)
         if (w[i].has_thread) pthread_join(w[i].thread, NULL);
     if (started < cfg.clients) goto done;
-    double elapsed = (double)(mono_ns() - start) / 1e9;
+    double elapsed = (double)(tn_mono_ns() - start) / 1e9;
     size_t total = 0;
     uint64_t errors = 0, conflicts = 0, misses = 0;
     const char *first_error = NULL;

@@ -27,6 +27,7 @@
 #include <sqlite3.h>
 
 #include "cluster.h"
+#include "clock.h"
 #include "status.h"
 #include "members.h"
 #include "tarn_cli.h"
@@ -54,13 +55,6 @@ typedef struct common_opts {
     const char *cluster, *dir, *token;
     long timeout_ms;
 } common_opts;
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int ms)
 {
@@ -272,7 +266,7 @@ static int free_ports(int n, int *ports)
 /* Waits until some member says it leads. 0, or -1 with a message (a node died, or the time ran out). */
 static int wait_for_leader(const char *dir, const cluster_conf *c, const char *urls, long wait_ms, int own_children)
 {
-    long long until = now_ms() + wait_ms;
+    long long until = tn_mono_ms() + wait_ms;
     char *why = NULL;
     for (;;) {
         if (own_children) {
@@ -297,7 +291,7 @@ static int wait_for_leader(const char *dir, const cluster_conf *c, const char *u
         sqlite3_free(why);
         why = NULL;
         if (leader >= 0) return 0;
-        if (now_ms() >= until) return cli_fail("no leader elected within %ld ms (logs: %s/node*.log)", wait_ms, dir), -1;
+        if (tn_mono_ms() >= until) return cli_fail("no leader elected within %ld ms (logs: %s/node*.log)", wait_ms, dir), -1;
         sleep_ms(100);
     }
 }
@@ -309,7 +303,7 @@ static int stop_nodes(cluster_conf *c, long timeout_ms, int only_id)
         if (only_id && c->nodes[i].id != only_id) continue;
         if (raftnet_alive(c->nodes[i].pid)) kill((pid_t)c->nodes[i].pid, SIGTERM);
     }
-    long long until = now_ms() + timeout_ms;
+    long long until = tn_mono_ms() + timeout_ms;
     for (;;) {
         left = 0;
         for (int i = 0; i < c->n; i++) {
@@ -318,7 +312,7 @@ static int stop_nodes(cluster_conf *c, long timeout_ms, int only_id)
             waitpid((pid_t)c->nodes[i].pid, NULL, WNOHANG);
             if (raftnet_alive(c->nodes[i].pid)) left++;
         }
-        if (left == 0 || now_ms() >= until) break;
+        if (left == 0 || tn_mono_ms() >= until) break;
         sleep_ms(50);
     }
     for (int i = 0; i < c->n && left; i++) {
@@ -466,7 +460,7 @@ static int cluster_restart(int argc, char **argv)
     c.nodes[at].pid = spawn_node(raftnet, dir, &c.nodes[at], peers, c.token);
     if (c.nodes[at].pid < 0 || conf_write(dir, &c) != 0) return 1;
     /* Wait until the node itself answers STATUS (it may take a moment to replay its log). */
-    long long until = now_ms() + wait_ms;
+    long long until = tn_mono_ms() + wait_ms;
     for (;;) {
         int status;
         if (waitpid((pid_t)c.nodes[at].pid, &status, WNOHANG) == (pid_t)c.nodes[at].pid) {
@@ -483,7 +477,7 @@ static int cluster_restart(int argc, char **argv)
         tn_member_status_free(m, n);
         sqlite3_free(why);
         if (up) break;
-        if (now_ms() >= until) return cli_fail("node %ld did not answer within %ld ms", id, wait_ms);
+        if (tn_mono_ms() >= until) return cli_fail("node %ld did not answer within %ld ms", id, wait_ms);
         sleep_ms(100);
     }
     printf("%s\n", c.nodes[at].url);

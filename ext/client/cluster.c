@@ -15,6 +15,7 @@ SQLITE_EXTENSION_INIT3
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "clock.h"
 #include "tn_code.h"
 #include "envelope.h"
 #include "tls.h"
@@ -57,22 +58,6 @@ struct tn_cluster {
 };
 
 /* ------------------------------------------------------------------ small helpers */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint64_t random_u64(void)
-{
-    uint64_t v = 0;
-    while (v == 0) {
-        if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v) v = (uint64_t)now_ms() * 0x9e3779b97f4a7c15ull;
-    }
-    return v;
-}
 
 /* xorshift64*; caller holds mu. */
 static uint64_t rng_next(tn_cluster *cl)
@@ -217,8 +202,8 @@ int tn_cluster_open(const char *urls, const tn_cluster_opts *opts, tn_cluster **
     pthread_cond_init(&cl->idle, NULL);
     atomic_init(&cl->closing, 0);
     cl->leader = -1;
-    cl->rng = random_u64();
-    cl->client_id = random_u64();
+    cl->rng = tn_random_u64();
+    cl->client_id = tn_random_u64();
     atomic_init(&cl->seq, 0);
     cl->deadline_ms = opts->deadline_ms > 0 ? opts->deadline_ms : DEFAULT_DEADLINE_MS;
     cl->request_timeout_ms = opts->request_timeout_ms > 0 ? opts->request_timeout_ms : DEFAULT_REQUEST_TIMEOUT_MS;
@@ -313,35 +298,6 @@ int tn_cluster_members(tn_cluster *cl, char **urls, int max, int *leader)
 }
 
 /* ------------------------------------------------------------------ calls */
-
-/* The overall code and leader hint of a wire.h response (header only). -1 if it is not a response. */
-static int resp_peek(const uint8_t *p, size_t len, const uint8_t **hint, size_t *hint_len)
-{
-    tn_rd r;
-    tn_rd_init(&r, p, len);
-    const uint8_t *h = tn_rd_raw(&r, 4);
-    tn_rd_varint(&r); /* req_id */
-    uint64_t code = tn_rd_varint(&r);
-    tn_rd_varint(&r); /* revision */
-    *hint = tn_rd_bytes(&r, 4096, hint_len);
-    if (r.err || h[0] != 'T' || h[1] != 'N' || h[3] != TN_KIND_RESP || code > 0x7fffffff) return -1;
-    return (int)code;
-}
-
-/* read_mode of a wire.h request, or -1 if its header cannot be read. */
-static int req_read_mode(const uint8_t *p, size_t len)
-{
-    tn_rd r;
-    tn_rd_init(&r, p, len);
-    const uint8_t *h = tn_rd_raw(&r, 4);
-    tn_rd_u8(&r); /* flags */
-    tn_rd_varint(&r); /* req_id */
-    tn_rd_varint(&r); /* client_id */
-    tn_rd_varint(&r); /* seq */
-    int mode = tn_rd_u8(&r);
-    if (r.err || h[0] != 'T' || h[1] != 'N' || h[3] != TN_KIND_REQ) return -1;
-    return mode;
-}
 
 static member *member_at(tn_cluster *cl, int i)
 {
@@ -505,7 +461,7 @@ static void call_next(tn_call *c, int redirected)
     int ms = c->backoff / 2 + (int)(rng_next(cl) % (uint64_t)(c->backoff / 2 + 1)); /* jitter: [b/2, b] */
     pthread_mutex_unlock(&cl->mu);
     c->backoff = c->backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff * 2;
-    int64_t left = c->deadline - now_ms();
+    int64_t left = c->deadline - tn_mono_ms();
     if (ms > left) ms = (int)(left > 0 ? left : 0);
     c->phase = PH_SLEEP;
     start_sleep(c, ms);
@@ -522,7 +478,7 @@ static void call_send(tn_call *c)
 {
     member *m = member_at(c->cl, c->target);
     nng_msg *msg = NULL;
-    int64_t left = c->attempt_until - now_ms();
+    int64_t left = c->attempt_until - tn_mono_ms();
     if (left <= 0 || ctx_borrow(m, &c->ctx) != 0) {
         call_failed(c);
         return;
@@ -543,9 +499,11 @@ static void call_send(tn_call *c)
 static void call_reply(tn_call *c, nng_msg *reply)
 {
     tn_cluster *cl = c->cl;
-    const uint8_t *hint;
-    size_t hint_len;
-    int code = resp_peek(nng_msg_body(reply), nng_msg_len(reply), &hint, &hint_len);
+    tn_resp_head head;
+    tn_resp_peek(nng_msg_body(reply), nng_msg_len(reply), &head); /* zeroed when malformed */
+    int code = head.code;
+    const uint8_t *hint = head.leader_hint;
+    size_t hint_len = head.leader_hint_len;
     if (code != TN_NOT_LEADER && code != TN_UNAVAILABLE && code != TN_TIMEOUT) {
         /* A real answer (also a malformed one: the caller's decoder reports it). A follower that forwarded
          * the request names the leader in the hint: the next call goes there directly. */
@@ -581,7 +539,7 @@ static void call_cb(void *arg)
         return;
     case PH_CONNECT:
         if (atomic_load(&member_at(c->cl, c->target)->pipes) > 0) call_send(c);
-        else if (now_ms() >= c->connect_until || atomic_load(&c->cl->closing)) call_failed(c);
+        else if (tn_mono_ms() >= c->connect_until || atomic_load(&c->cl->closing)) call_failed(c);
         else start_sleep(c, 1);
         return;
     case PH_SEND:
@@ -595,7 +553,7 @@ static void call_cb(void *arg)
             rv = NNG_ECLOSED;
             break;
         }
-        int64_t left = c->attempt_until - now_ms();
+        int64_t left = c->attempt_until - tn_mono_ms();
         c->phase = PH_RECV;
         nng_aio_set_timeout(c->aio, (nng_duration)(left > 1 ? left : 1));
         start_ctx_recv(c);
@@ -623,7 +581,7 @@ static void call_cb(void *arg)
 static void call_attempt(tn_call *c)
 {
     tn_cluster *cl = c->cl;
-    int64_t now = now_ms(), left = c->deadline - now;
+    int64_t now = tn_mono_ms(), left = c->deadline - now;
     if (atomic_load(&cl->closing)) {
         call_finish(c, TN_UNAVAILABLE, NULL, 0, "tarn: the cluster client is closing");
         return;
@@ -662,8 +620,9 @@ static void cancel_calls_locked(tn_cluster *cl)
 int tn_cluster_call_async(tn_cluster *cl, const tn_wr *req, tn_cluster_done_fn done, void *arg)
 {
     if (req->oom) return TN_NOMEM;
-    int mode = req_read_mode(req->p, req->len);
-    if (mode < 0) return TN_BAD_REQUEST;
+    tn_req_head head;
+    if (tn_req_peek(req->p, req->len, &head) != TN_SUCCESS) return TN_BAD_REQUEST;
+    int mode = head.read_mode;
     tn_call *c = sqlite3_malloc(sizeof *c);
     if (!c) return TN_NOMEM;
     memset(c, 0, sizeof *c);
@@ -680,7 +639,7 @@ int tn_cluster_call_async(tn_cluster *cl, const tn_wr *req, tn_cluster_done_fn d
     c->done = done;
     c->arg = arg;
     c->any_member = cl->stale_reads && mode == TN_READ_STALE;
-    c->deadline = now_ms() + cl->deadline_ms;
+    c->deadline = tn_mono_ms() + cl->deadline_ms;
     c->backoff = BACKOFF_MIN_MS;
     c->target = first_target(cl, c->any_member);
     pthread_mutex_lock(&cl->mu);

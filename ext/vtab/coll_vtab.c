@@ -77,6 +77,7 @@ SQLITE_EXTENSION_INIT3
 #include <time.h>
 
 #include "client.h"
+#include "clock.h"
 #include "coll_codec.h"
 #include "conn.h"
 #include "tarn_ext.h"
@@ -180,13 +181,6 @@ static void set_error(coll_vtab *vt, const char *fmt, ...)
     sqlite3_free(vt->base.zErrMsg);
     vt->base.zErrMsg = sqlite3_vmprintf(fmt, ap);
     va_end(ap);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int col_affinity(int type)
@@ -419,7 +413,7 @@ static int coll_query(coll_vtab *vt, const tn_coll_query *q, tn_wr *buf, tn_resp
 /* Statistics for planning; failures leave have_stats = 0 (planning falls back to guesses). */
 static void refresh_stats(coll_vtab *vt)
 {
-    int64_t now = now_ms();
+    int64_t now = tn_mono_ms();
     uint64_t commits = tn_txn_commits(vt->txn);
     if (vt->have_stats && now - vt->stats_ms < TN_COLL_STATS_TTL_MS && commits == vt->stats_commits) return;
     tn_coll_query q = {.kind = TN_QUERY_STATS, .order_col = TN_QUERY_NO_ORDER};

@@ -34,6 +34,46 @@ typedef struct tn_wr {
     int oom;
 } tn_wr;
 
+/* ---- raw byte helpers (no bounds: the caller owns a buffer of the right size) ------------------------ */
+#define TN_VARINT_MAX 10u /* bytes of the longest varint (a u64) */
+
+static inline uint32_t tn_get_le32(const uint8_t *b)
+{
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+static inline uint64_t tn_get_le64(const uint8_t *b)
+{
+    return (uint64_t)tn_get_le32(b) | (uint64_t)tn_get_le32(b + 4) << 32;
+}
+
+static inline void tn_put_le32(uint8_t *b, uint32_t v)
+{
+    b[0] = (uint8_t)v;
+    b[1] = (uint8_t)(v >> 8);
+    b[2] = (uint8_t)(v >> 16);
+    b[3] = (uint8_t)(v >> 24);
+}
+
+static inline void tn_put_le64(uint8_t *b, uint64_t v)
+{
+    tn_put_le32(b, (uint32_t)v);
+    tn_put_le32(b + 4, (uint32_t)(v >> 32));
+}
+
+/* Writes v as an unsigned LEB128 varint at b (room for TN_VARINT_MAX bytes); returns the bytes written. */
+static inline size_t tn_put_varint(uint8_t *b, uint64_t v)
+{
+    size_t n = 0;
+    do {
+        uint8_t c = v & 0x7f;
+        v >>= 7;
+        b[n++] = c | (v ? 0x80 : 0);
+    } while (v);
+    return n;
+}
+
+/* ---- bounds-checked reader and growing writer ----------------------------------------------------- */
 static inline void tn_rd_init(tn_rd *r, const void *p, size_t len)
 {
     r->p = (const uint8_t *)p;
@@ -55,7 +95,7 @@ static inline uint32_t tn_rd_u32(tn_rd *r)
     if (r->err || r->len - r->off < 4) { r->err = 1; return 0; }
     const uint8_t *b = r->p + r->off;
     r->off += 4;
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    return tn_get_le32(b);
 }
 
 static inline uint64_t tn_rd_u64(tn_rd *r)
@@ -152,7 +192,8 @@ static inline void tn_wr_u8(tn_wr *w, uint8_t v) { tn_wr_raw(w, &v, 1); }
 
 static inline void tn_wr_u32(tn_wr *w, uint32_t v)
 {
-    uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    uint8_t b[4];
+    tn_put_le32(b, v);
     tn_wr_raw(w, b, 4);
 }
 
@@ -164,14 +205,8 @@ static inline void tn_wr_u64(tn_wr *w, uint64_t v)
 
 static inline void tn_wr_varint(tn_wr *w, uint64_t v)
 {
-    uint8_t b[10];
-    size_t n = 0;
-    do {
-        uint8_t c = v & 0x7f;
-        v >>= 7;
-        b[n++] = c | (v ? 0x80 : 0);
-    } while (v);
-    tn_wr_raw(w, b, n);
+    uint8_t b[TN_VARINT_MAX];
+    tn_wr_raw(w, b, tn_put_varint(b, v));
 }
 
 static inline void tn_wr_svarint(tn_wr *w, int64_t v)
@@ -189,10 +224,7 @@ static inline void tn_wr_bytes(tn_wr *w, const void *b, size_t n)
 static inline void tn_wr_patch_u32(tn_wr *w, size_t at, uint32_t v)
 {
     if (w->oom || at + 4 > w->len) return;
-    w->p[at] = (uint8_t)v;
-    w->p[at + 1] = (uint8_t)(v >> 8);
-    w->p[at + 2] = (uint8_t)(v >> 16);
-    w->p[at + 3] = (uint8_t)(v >> 24);
+    tn_put_le32(w->p + at, v);
 }
 
 #endif

@@ -20,6 +20,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "node.h"
+#include "clock.h"
 #include "status.h"
 #include "tn_code.h"
 #include "transport.h"
@@ -193,13 +194,6 @@ typedef struct client {
     int timeout_ms;
 } client;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* One round trip to url. 0 and the response bytes in *resp (nng_free with *resp_len), or -1. */
 static int round_trip(const client *c, const char *url, const uint8_t *req, size_t len, int timeout_ms,
                       uint8_t **resp, size_t *resp_len)
@@ -288,15 +282,14 @@ static int client_main(int argc, char **argv)
     char **args = argv + i;
 
     if (!client_id) {
-        client_id = ((uint64_t)getpid() << 32) ^ (uint64_t)now_ms() ^ ((uint64_t)rand() << 16);
-        if (!client_id) client_id = 1;
+        client_id = tn_random_u64();
     }
     if (!seq) seq = 1;
     tn_op op = {0};
     tn_req req = {0};
     tn_wr admin;
     tn_wr_init(&admin);
-    req.req_id = (uint64_t)now_ms();
+    req.req_id = (uint64_t)tn_mono_ms();
     req.n_ops = 1;
     req.ops = &op;
     req.read_mode = stale ? TN_READ_STALE : TN_READ_LINEARIZABLE;
@@ -366,14 +359,14 @@ static int client_main(int argc, char **argv)
     }
     /* STATUS and ADMIN SNAPSHOT talk to the first URL only; everything else follows the leader. */
     int pinned = op.opcode == TN_OP_STATUS;
-    int64_t deadline = now_ms() + c.timeout_ms;
+    int64_t deadline = tn_mono_ms() + c.timeout_ms;
     int at = 0, rc = 1, last_code = TN_UNAVAILABLE;
     char hint[1024] = "";
-    while (now_ms() < deadline) {
+    while (tn_mono_ms() < deadline) {
         const char *url = hint[0] && !pinned ? hint : c.urls[at];
         uint8_t *resp = NULL;
         size_t resp_len = 0;
-        int left = (int)(deadline - now_ms());
+        int left = (int)(deadline - tn_mono_ms());
         if (left < 50) left = 50;
         if (round_trip(&c, url, reqb.p, reqb.len, left < 6000 ? left : 6000, &resp, &resp_len) != 0) {
             hint[0] = 0;

@@ -23,6 +23,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "clock.h"
 #include "tls.h"
 #include "tn_code.h"
 
@@ -154,14 +155,11 @@ static int token_ok(const tn_transport *t, const tn_env *env)
 }
 
 /* req_id of a wire.h request, best effort (0 if it cannot be read), so an error reply can echo it. */
-static uint64_t peek_req_id(const uint8_t *p, size_t len)
+static uint64_t req_id_of(const uint8_t *p, size_t len)
 {
-    tn_rd r;
-    tn_rd_init(&r, p, len);
-    tn_rd_raw(&r, 4);
-    tn_rd_u8(&r); /* flags */
-    uint64_t id = tn_rd_varint(&r);
-    return r.err ? 0 : id;
+    tn_req_head h;
+    tn_req_peek(p, len, &h);
+    return h.req_id;
 }
 
 /* ------------------------------------------------------------------ receive side */
@@ -370,7 +368,7 @@ static void slot_cb(void *arg)
             nng_msg_free(msg);
             slot_send_ack(s, TN_ACK_UNAUTHORIZED);
         } else {
-            uint64_t req_id = peek_req_id(env.payload, env.payload_len);
+            uint64_t req_id = req_id_of(env.payload, env.payload_len);
             nng_msg_free(msg);
             slot_send_error(s, req_id, TN_UNAUTHORIZED, "tarn: wrong or missing cluster token");
         }
@@ -382,7 +380,7 @@ static void slot_cb(void *arg)
         return;
     }
     if (!t->o.on_client) {
-        uint64_t req_id = peek_req_id(env.payload, env.payload_len);
+        uint64_t req_id = req_id_of(env.payload, env.payload_len);
         nng_msg_free(msg);
         slot_send_error(s, req_id, TN_UNAVAILABLE, "tarn: this endpoint takes no client requests");
         return;
@@ -409,7 +407,7 @@ int tn_pending_reply(tn_pending *p, const void *resp, size_t len)
         tn_env env;
         uint64_t req_id = 0;
         if (tn_env_decode(nng_msg_body(p->req), nng_msg_len(p->req), &env) == TN_SUCCESS)
-            req_id = peek_req_id(env.payload, env.payload_len);
+            req_id = req_id_of(env.payload, env.payload_len);
         tn_resp_error(&w, req_id, TN_TOO_LARGE, NULL, "tarn: response above the message size limit");
         resp = w.oom ? NULL : w.p;
         len = w.len;
@@ -542,15 +540,6 @@ static void peer_out_free(peer_out *p)
     free(p);
 }
 
-static uint64_t random_u64(void)
-{
-    uint64_t v = 0;
-    while (v == 0) {
-        if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v) v = (uint64_t)(uintptr_t)&v ^ 0x9e3779b97f4a7c15ull;
-    }
-    return v;
-}
-
 static int peer_out_new(tn_transport *t, uint64_t id, const char *url, peer_out **out, char *err, size_t err_len)
 {
     int rc = TN_NOMEM, rv;
@@ -561,7 +550,7 @@ static int peer_out_new(tn_transport *t, uint64_t id, const char *url, peer_out 
     pthread_mutex_init(&p->mu, NULL);
     p->t = t;
     p->id = id;
-    p->stream = random_u64();
+    p->stream = tn_random_u64();
     p->next_seq = 1;
     p->q_cap = t->o.peer_queue_max;
     p->n_slots = t->o.peer_window;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "node.h"
 #include "status.h"
 #include "tn_code.h"
@@ -31,13 +32,6 @@ struct tn_engine {
 /* The process-wide registry (see engine.h for why this global exists). */
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static tn_engine *registry_head;
-
-static int64_t clock_ms(clockid_t clk)
-{
-    struct timespec ts;
-    clock_gettime(clk, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* One request in flight: the loop's callback copies the response and wakes the caller. */
 typedef struct call {
@@ -92,7 +86,7 @@ static tn_engine *engine_create(const char *name, const char *data_dir, int *rc,
     e->data_dir = data_dir ? strdup(data_dir) : NULL;
     /* Session ids must not repeat across restarts of a persistent engine (the session table survives):
      * start from the clock. */
-    e->next_session = data_dir ? ((uint64_t)clock_ms(CLOCK_REALTIME) << 16) | 1 : 1;
+    e->next_session = data_dir ? ((uint64_t)tn_wall_ms() << 16) | 1 : 1;
     if (!e->name || (data_dir && !e->data_dir)) goto fail;
 
     tn_node_config cfg;
@@ -106,9 +100,9 @@ static tn_engine *engine_create(const char *name, const char *data_dir, int *rc,
     *rc = tn_node_start(e->node, err, errlen);
     if (*rc != TN_SUCCESS) goto fail;
     /* The node replays its log and elects itself on its loop thread: wait until its state is current. */
-    int64_t deadline = clock_ms(CLOCK_MONOTONIC) + OPEN_READY_TIMEOUT_MS;
+    int64_t deadline = tn_mono_ms() + OPEN_READY_TIMEOUT_MS;
     while (!tn_node_local_ready(e->node)) {
-        if (tn_node_failed(e->node) || clock_ms(CLOCK_MONOTONIC) > deadline) {
+        if (tn_node_failed(e->node) || tn_mono_ms() > deadline) {
             *rc = TN_IO_ERROR;
             snprintf(err, errlen, "%s: the node did not come up (see stderr)", data_dir ? data_dir : name);
             goto fail;

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "hardstate.h"
 #include "logstore.h"
 #include "sm.h"
@@ -149,7 +150,6 @@ struct tn_node {
 };
 
 static void snapshot_poll(tn_node *n, int block);
-static uint64_t peek_req_id(const uint8_t *b, size_t len);
 
 /* ------------------------------------------------------------------------------------------------ */
 /* small helpers                                                                                     */
@@ -165,20 +165,6 @@ static void nlog(tn_node *n, const char *fmt, ...)
     /* embedded in someone's process (no listen URL): only errors, not routine events */
     if (!n->cfg.listen_url && strncmp(line, "error", 5) != 0 && strncmp(line, "fatal", 5) != 0) return;
     fprintf(stderr, "raftnet[%" PRIu64 "]: %s\n", n->cfg.id, line);
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static const char *url_of(const tn_node *n, uint64_t id)
@@ -335,7 +321,7 @@ int tn_node_open(const tn_node_config *cfg, tn_node **out, char *err, size_t err
      * answer before sending the next append makes each one carry everything proposed meanwhile, which cut
      * the followers' CPU per write by about a third at 64 clients (docs/benchmarks.md). */
     if (!n->cfg.max_inflight) n->cfg.max_inflight = 1;
-    n->rng = (unsigned)(cfg->id * 2654435761u) ^ (unsigned)wall_ms() ^ (unsigned)getpid();
+    n->rng = (unsigned)(cfg->id * 2654435761u) ^ (unsigned)tn_wall_ms() ^ (unsigned)getpid();
     pthread_mutex_init(&n->mu, NULL);
     pthread_mutex_init(&n->dmu, NULL);
     pthread_mutex_init(&n->loop_mu, NULL);
@@ -632,7 +618,7 @@ static void reply_error(tn_node *n, reply_to p, uint64_t req_id, int code, const
 
 static void waiter_add(tn_node *n, waiter *w)
 {
-    w->deadline_ms = mono_ms() + n->cfg.request_timeout_ms;
+    w->deadline_ms = tn_mono_ms() + n->cfg.request_timeout_ms;
     w->next = n->waiters;
     n->waiters = w;
 }
@@ -680,7 +666,7 @@ static int send_snapshot_chunks(tn_node *n, const tn_raft_msg *m)
         n->xfer = tn_snapxfer_new(&o);
         if (!n->xfer) return -1;
     }
-    int rc = tn_snapxfer_start(n->xfer, n->snap_dir, m->to, m->term, m->snap.index, m->snap.term, mono_ms());
+    int rc = tn_snapxfer_start(n->xfer, n->snap_dir, m->to, m->term, m->snap.index, m->snap.term, tn_mono_ms());
     return rc == TN_SUCCESS ? 0 : -1;
 }
 
@@ -699,7 +685,7 @@ static void on_snapshot_ack(tn_node *n, uint64_t from, const uint8_t *p, size_t 
         nlog(n, "dropping a malformed snapshot acknowledgement from %" PRIu64 " (%zu bytes)", from, len);
         return;
     }
-    if (n->xfer && tn_raft_role_of(n->raft) == TN_LEADER) tn_snapxfer_on_ack(n->xfer, from, &a, mono_ms());
+    if (n->xfer && tn_raft_role_of(n->raft) == TN_LEADER) tn_snapxfer_on_ack(n->xfer, from, &a, tn_mono_ms());
 }
 
 /* Tells the sender how many leading bytes of snapshot (index, sterm) this node holds durably. */
@@ -860,23 +846,21 @@ static void release_held(tn_node *n)
 /* applying                                                                                          */
 
 /* client_id and seq of the request inside a command; 0/0 if none or undecodable. */
-static void peek_session(const uint8_t *data, size_t len, uint64_t *cid, uint64_t *seq, uint64_t *req_id)
+static void peek_session(const uint8_t *data, size_t len, uint64_t *cid, uint64_t *seq)
 {
     tn_cmd cmd;
-    *cid = *seq = 0;
-    if (req_id) *req_id = 0;
-    if (tn_cmd_decode(data, len, &cmd) != TN_SUCCESS) return;
-    tn_rd r;
-    tn_rd_init(&r, cmd.req, cmd.req_len);
-    tn_rd_raw(&r, 4);
-    tn_rd_u8(&r);
-    uint64_t rid = tn_rd_varint(&r);
-    uint64_t c = tn_rd_varint(&r);
-    uint64_t s = tn_rd_varint(&r);
-    if (r.err) return;
-    *cid = c;
-    *seq = s;
-    if (req_id) *req_id = rid;
+    tn_req_head h = {0};
+    if (tn_cmd_decode(data, len, &cmd) == TN_SUCCESS) tn_req_peek(cmd.req, cmd.req_len, &h);
+    *cid = h.client_id;
+    *seq = h.seq;
+}
+
+/* The req_id of an encoded request (0 if it does not get that far), for answers given without decoding it. */
+static uint64_t peek_req_id(const uint8_t *b, size_t len)
+{
+    tn_req_head h;
+    tn_req_peek(b, len, &h);
+    return h.req_id;
 }
 
 /* The leader's URL when this node is a follower that knows it: put in the answers to requests it forwarded,
@@ -891,7 +875,7 @@ static const char *forward_hint(tn_node *n)
 static void answer_write_waiters(tn_node *n, const tn_raft_entry *e, const uint8_t *resp, size_t resp_len)
 {
     uint64_t cid, seq;
-    peek_session(e->data, e->len, &cid, &seq, NULL);
+    peek_session(e->data, e->len, &cid, &seq);
     for (waiter **pp = &n->waiters; *pp;) {
         waiter *w = *pp;
         int match = 0, lost = 0;
@@ -1443,7 +1427,7 @@ static void propose_write(tn_node *n, reply_to p, uint64_t owner, const tn_req *
         reply_code(n, p, req->req_id, TN_NOT_LEADER, "writes without a session must go to the leader");
         return;
     }
-    int64_t now = wall_ms();
+    int64_t now = tn_wall_ms();
     if (now < n->last_cmd_time) now = n->last_cmd_time;
     n->last_cmd_time = now;
     tn_wr cmd;
@@ -1533,7 +1517,7 @@ static void handle_client(tn_node *n, reply_to p, uint64_t owner, const uint8_t 
 static void propose_expiries(tn_node *n)
 {
     if (tn_raft_role_of(n->raft) != TN_LEADER || tn_raft_applied(n->raft) < n->expiry_wait_index) return;
-    int64_t now = wall_ms();
+    int64_t now = tn_wall_ms();
     if (now < n->last_cmd_time) now = n->last_cmd_time;
     tn_wr rb, cmd;
     tn_wr_init(&rb);
@@ -1612,15 +1596,15 @@ static void answer_local_requests(tn_node *n)
 static void *loop_main(void *arg)
 {
     tn_node *n = arg;
-    int64_t next_tick = mono_ms() + n->cfg.tick_ms;
-    int64_t next_expiry = mono_ms() + EXPIRY_EVERY_MS;
+    int64_t next_tick = tn_mono_ms() + n->cfg.tick_ms;
+    int64_t next_expiry = tn_mono_ms() + EXPIRY_EVERY_MS;
     pthread_mutex_lock(&n->loop_mu);
     process_ready(n);
     pthread_mutex_unlock(&n->loop_mu);
     for (;;) {
         pthread_mutex_lock(&n->mu);
         while (!n->q_head && !n->stopping) {
-            int64_t now = mono_ms();
+            int64_t now = tn_mono_ms();
             if (now >= next_tick) break;
             struct timespec until = {(time_t)(next_tick / 1000), (long)(next_tick % 1000) * 1000000L};
             pthread_cond_timedwait(&n->cv, &n->mu, &until);
@@ -1675,7 +1659,7 @@ static void *loop_main(void *arg)
         }
         /* one Ready for the whole batch of inputs: proposals made meanwhile go out (and to disk) together */
         process_ready(n);
-        int64_t now = mono_ms();
+        int64_t now = tn_mono_ms();
         if (now >= next_tick && !n->fatal) {
             for (int k = 0; k < 5 && now >= next_tick; k++) {
                 tn_raft_tick(n->raft);
@@ -1817,17 +1801,6 @@ void tn_node_close(tn_node *n)
 
 /* ------------------------------------------------------------------------------------------------ */
 /* in-process requests                                                                               */
-
-/* The req_id of an encoded request (0 if it does not get that far), for answers given without decoding it. */
-static uint64_t peek_req_id(const uint8_t *b, size_t len)
-{
-    tn_rd r;
-    tn_rd_init(&r, b, len);
-    tn_rd_raw(&r, 4);
-    tn_rd_u8(&r);
-    uint64_t id = tn_rd_varint(&r);
-    return r.err ? 0 : id;
-}
 
 void tn_node_submit(tn_node *n, const void *req, size_t len, uint64_t owner, tn_node_reply_fn done, void *arg)
 {

@@ -413,6 +413,47 @@ int tn_resp_rewrite(const void *resp, size_t len, uint64_t req_id, const char *l
     return out->oom ? TN_NOMEM : TN_SUCCESS;
 }
 
+/* Magic and kind of a message head; the version is left to the full decoders. */
+static int peek_header(tn_rd *r, uint8_t kind)
+{
+    const uint8_t *h = tn_rd_raw(r, WIRE_HDR_SIZE);
+    return h && h[0] == MAGIC0 && h[1] == (uint8_t)MAGIC_MSG && h[3] == kind ? 0 : -1;
+}
+
+int tn_req_peek(const void *buf, size_t len, tn_req_head *h)
+{
+    tn_rd r;
+    tn_rd_init(&r, buf, len);
+    int bad = peek_header(&r, TN_KIND_REQ);
+    h->flags = tn_rd_u8(&r);
+    h->req_id = tn_rd_varint(&r);
+    h->client_id = tn_rd_varint(&r);
+    h->seq = tn_rd_varint(&r);
+    h->read_mode = tn_rd_u8(&r);
+    if (bad || r.err) {
+        memset(h, 0, sizeof *h);
+        return TN_BAD_REQUEST;
+    }
+    return TN_SUCCESS;
+}
+
+int tn_resp_peek(const void *buf, size_t len, tn_resp_head *h)
+{
+    tn_rd r;
+    tn_rd_init(&r, buf, len);
+    int bad = peek_header(&r, TN_KIND_RESP);
+    h->req_id = tn_rd_varint(&r);
+    uint64_t code = tn_rd_varint(&r);
+    h->revision = tn_rd_varint(&r);
+    h->leader_hint = tn_rd_bytes(&r, WIRE_MAX_TEXT, &h->leader_hint_len);
+    if (bad || r.err || code > 0x7fffffff) {
+        memset(h, 0, sizeof *h);
+        return TN_BAD_REQUEST;
+    }
+    h->code = (int)code;
+    return TN_SUCCESS;
+}
+
 /* Reads a response text field (leader_hint, message): bounded, and free of NUL bytes because the
  * builder takes C strings and could never have written one. */
 static const uint8_t *text_read(tn_rd *r, size_t *len)

@@ -186,6 +186,27 @@ int tn_resp_error(tn_wr *w, uint64_t req_id, int code, const char *leader_hint, 
  * SUCCESS, NOMEM, or BAD_REQUEST when the header cannot be read (nothing appended then). */
 int tn_resp_rewrite(const void *resp, size_t len, uint64_t req_id, const char *leader_hint, tn_wr *out);
 
+/* The fixed head of a request or response, read without decoding the rest: for answering a request that
+ * cannot be handled (echoing its req_id), matching a command to its session, routing a call by read mode,
+ * following a response's leader hint. The magic and kind are checked, the version is not (an answer to a
+ * message of another version still names its req_id). SUCCESS, or BAD_REQUEST (truncated, not a
+ * request / response) with *h zeroed. leader_hint points into buf. */
+typedef struct tn_req_head {
+    uint8_t flags;
+    uint64_t req_id, client_id, seq;
+    uint8_t read_mode;
+} tn_req_head;
+int tn_req_peek(const void *buf, size_t len, tn_req_head *h);
+
+typedef struct tn_resp_head {
+    uint64_t req_id;
+    int code;
+    uint64_t revision;
+    const uint8_t *leader_hint;
+    size_t leader_hint_len;
+} tn_resp_head;
+int tn_resp_peek(const void *buf, size_t len, tn_resp_head *h);
+
 int tn_resp_decode(const void *buf, size_t len, tn_resp *resp);
 void tn_resp_clear(tn_resp *resp);
 

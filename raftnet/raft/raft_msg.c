@@ -192,15 +192,8 @@ fail:
 
 size_t tn_raft_conf_encode(const tn_raft_conf_change *cc, uint8_t buf[11])
 {
-    size_t n = 0;
-    uint64_t v = cc->node;
-    buf[n++] = cc->op;
-    do {
-        uint8_t c = v & 0x7f;
-        v >>= 7;
-        buf[n++] = c | (v ? 0x80 : 0);
-    } while (v);
-    return n;
+    buf[0] = cc->op;
+    return 1 + tn_put_varint(buf + 1, cc->node);
 }
 
 int tn_raft_conf_decode(const void *buf, size_t len, tn_raft_conf_change *cc)

@@ -34,6 +34,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "clock.h"
+
 enum { NF_DIR = 1, NF_TEMP = 2, NF_SAME = 4 /* value node: update fields equal the create fields */ };
 #define SEG_LEN_FAR 0xFFFFu /* segment too long for the u16: recompute with memrchr */
 #define LIMIT_CAP ((size_t)1 << 30)
@@ -109,17 +111,6 @@ static void tfree(tn_tree *t, void *p)
     if (!p) return;
     t->mem -= malloc_usable_size(p);
     free(p);
-}
-
-static size_t put_varint(uint8_t *b, uint64_t v)
-{
-    size_t n = 0;
-    do {
-        uint8_t c = v & 0x7f;
-        v >>= 7;
-        b[n++] = c | (v ? 0x80 : 0);
-    } while (v);
-    return n;
 }
 
 /* Internal varints are ones we wrote ourselves: no bounds to check. */
@@ -930,13 +921,13 @@ static size_t encode_meta(uint8_t *b, size_t klen, size_t vlen, uint64_t crev, i
 {
     size_t m = 0;
     *same = crev == urev && ctime == utime;
-    m += put_varint(b + m, klen);
-    m += put_varint(b + m, vlen);
-    m += put_varint(b + m, crev);
-    m += put_varint(b + m, zz(ctime));
+    m += tn_put_varint(b + m, klen);
+    m += tn_put_varint(b + m, vlen);
+    m += tn_put_varint(b + m, crev);
+    m += tn_put_varint(b + m, zz(ctime));
     if (!*same) {
-        m += put_varint(b + m, urev - crev);
-        m += put_varint(b + m, zz((int64_t)((uint64_t)utime - (uint64_t)ctime)));
+        m += tn_put_varint(b + m, urev - crev);
+        m += tn_put_varint(b + m, zz((int64_t)((uint64_t)utime - (uint64_t)ctime)));
     }
     return m;
 }
@@ -1108,15 +1099,9 @@ static size_t destroy(tn_tree *t, tn_tree_node *n, int maintain)
 
 /* ---- life cycle --------------------------------------------------------------------------------- */
 
-static uint64_t fresh_seed(const void *salt)
+static uint64_t fresh_seed(void)
 {
-    uint64_t s = 0;
-    if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        s = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)salt;
-    }
-    return mix64(s ^ 0x9e3779b97f4a7c15ull, 0xd6e8feb86659fd93ull) | 1;
+    return mix64(tn_random_u64() ^ 0x9e3779b97f4a7c15ull, 0xd6e8feb86659fd93ull) | 1;
 }
 
 tn_tree *tn_tree_new(const tn_tree_limits *limits)
@@ -1131,7 +1116,7 @@ tn_tree *tn_tree_new(const tn_tree_limits *limits)
     if (t->lim.max_ttl_ms <= 0) t->lim.max_ttl_ms = TN_TREE_MAX_TTL_MS_DEFAULT;
     if (t->lim.max_key > LIMIT_CAP) t->lim.max_key = LIMIT_CAP;
     if (t->lim.max_value > LIMIT_CAP) t->lim.max_value = LIMIT_CAP;
-    t->seed = fresh_seed(t);
+    t->seed = fresh_seed();
     size_t cap = 16;
     t->slots = tmalloc(t, cap * sizeof *t->slots);
     t->tags = tmalloc(t, cap);

@@ -104,27 +104,6 @@ static void ext_err(char *buf, size_t len, const char *fmt, ...)
     va_end(ap);
 }
 
-static uint32_t le32(const uint8_t *b)
-{
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-}
-
-static uint64_t le64(const uint8_t *b) { return (uint64_t)le32(b) | (uint64_t)le32(b + 4) << 32; }
-
-static void put32(uint8_t *b, uint32_t v)
-{
-    b[0] = (uint8_t)v;
-    b[1] = (uint8_t)(v >> 8);
-    b[2] = (uint8_t)(v >> 16);
-    b[3] = (uint8_t)(v >> 24);
-}
-
-static void put64(uint8_t *b, uint64_t v)
-{
-    put32(b, (uint32_t)v);
-    put32(b + 4, (uint32_t)(v >> 32));
-}
-
 static int io_pwrite(tn_logstore *log, int fd, const uint8_t *p, size_t n, uint64_t off)
 {
     while (n > 0) {
@@ -153,11 +132,11 @@ static void seg_name(char *out, uint64_t first) { snprintf(out, NAME_LEN, "log-%
 static void encode_seg_header(uint8_t *h, uint64_t gen, uint64_t first)
 {
     memset(h, 0, SEG_HDR);
-    put32(h, SEG_MAGIC);
-    put32(h + 4, LOG_VERSION);
-    put64(h + 8, gen);
-    put64(h + 16, first);
-    put32(h + 24, tn_crc32c(0, h, 24));
+    tn_put_le32(h, SEG_MAGIC);
+    tn_put_le32(h + 4, LOG_VERSION);
+    tn_put_le64(h + 8, gen);
+    tn_put_le64(h + 16, first);
+    tn_put_le32(h + 24, tn_crc32c(0, h, 24));
 }
 
 static uint32_t record_crc(const uint8_t *rec, uint32_t len)
@@ -169,12 +148,12 @@ static uint32_t record_crc(const uint8_t *rec, uint32_t len)
 static int write_meta(tn_logstore *log, uint64_t gen, uint64_t base_index, uint64_t base_term)
 {
     uint8_t m[META_SIZE];
-    put32(m, META_MAGIC);
-    put32(m + 4, LOG_VERSION);
-    put64(m + 8, gen);
-    put64(m + 16, base_index);
-    put64(m + 24, base_term);
-    put32(m + 32, tn_crc32c(0, m, 32));
+    tn_put_le32(m, META_MAGIC);
+    tn_put_le32(m + 4, LOG_VERSION);
+    tn_put_le64(m + 8, gen);
+    tn_put_le64(m + 16, base_index);
+    tn_put_le64(m + 24, base_term);
+    tn_put_le32(m + 32, tn_crc32c(0, m, 32));
     return tn_file_write_atomic(log->dir, META_FILE, m, sizeof m, log->err, sizeof log->err);
 }
 
@@ -189,21 +168,21 @@ static int read_meta(tn_logstore *log, char *errbuf, size_t errlen)
     }
     if (rc != TN_SUCCESS) return rc;
     rc = TN_IO_ERROR;
-    if (n != META_SIZE || le32(b) != META_MAGIC) {
+    if (n != META_SIZE || tn_get_le32(b) != META_MAGIC) {
         ext_err(errbuf, errlen, "%s/%s: corrupt (size %zu or bad magic)", log->dir, META_FILE, n);
         goto done;
     }
-    if (le32(b + 32) != tn_crc32c(0, b, 32)) {
+    if (tn_get_le32(b + 32) != tn_crc32c(0, b, 32)) {
         ext_err(errbuf, errlen, "%s/%s: CRC mismatch", log->dir, META_FILE);
         goto done;
     }
-    if (le32(b + 4) != LOG_VERSION) {
-        ext_err(errbuf, errlen, "%s/%s: unsupported version %u", log->dir, META_FILE, le32(b + 4));
+    if (tn_get_le32(b + 4) != LOG_VERSION) {
+        ext_err(errbuf, errlen, "%s/%s: unsupported version %u", log->dir, META_FILE, tn_get_le32(b + 4));
         goto done;
     }
-    log->gen = le64(b + 8);
-    log->base_index = le64(b + 16);
-    log->base_term = le64(b + 24);
+    log->gen = tn_get_le64(b + 8);
+    log->base_index = tn_get_le64(b + 16);
+    log->base_term = tn_get_le64(b + 24);
     rc = TN_SUCCESS;
 done:
     free(b);
@@ -284,11 +263,11 @@ static int read_file(int fd, uint8_t **out, size_t *out_len)
 static int valid_record_at(const uint8_t *b, size_t n, size_t off, uint64_t lo, uint64_t hi)
 {
     if (n - off < REC_HDR + REC_FIXED) return 0;
-    uint32_t len = le32(b + off);
+    uint32_t len = tn_get_le32(b + off);
     if (len < REC_FIXED || len > n - off - REC_HDR) return 0;
-    uint64_t idx = le64(b + off + REC_HDR);
+    uint64_t idx = tn_get_le64(b + off + REC_HDR);
     if (idx < lo || idx > hi) return 0;
-    return record_crc(b + off, len) == le32(b + off + 4);
+    return record_crc(b + off, len) == tn_get_le32(b + off + 4);
 }
 
 /* Scans one segment file (already opened, header verified) and appends its records to log->ents.
@@ -312,7 +291,7 @@ static int scan_segment(tn_logstore *log, seg *s, int is_last, uint64_t *prev_te
             what = "short record";
             break;
         }
-        uint32_t len = le32(b + off);
+        uint32_t len = tn_get_le32(b + off);
         if (len < REC_FIXED) {
             what = "bad record length";
             break;
@@ -321,11 +300,11 @@ static int scan_segment(tn_logstore *log, seg *s, int is_last, uint64_t *prev_te
             what = "short record";
             break;
         }
-        if (record_crc(b + off, len) != le32(b + off + 4)) {
+        if (record_crc(b + off, len) != tn_get_le32(b + off + 4)) {
             what = "bad CRC";
             break;
         }
-        uint64_t idx = le64(b + off + REC_HDR), term = le64(b + off + REC_HDR + 8);
+        uint64_t idx = tn_get_le64(b + off + REC_HDR), term = tn_get_le64(b + off + REC_HDR + 8);
         if (idx != expected) {
             ext_err(errbuf, errlen, "%s/%s: index %" PRIu64 " where %" PRIu64 " was expected at offset %zu",
                     log->dir, s->name, idx, expected, off);
@@ -386,9 +365,9 @@ static int check_header(const uint8_t *h, size_t have, uint64_t *gen, uint64_t *
     int zero = 1;
     for (size_t i = 0; i < SEG_HDR; i++) zero &= h[i] == 0;
     if (zero) return 1;
-    if (le32(h) != SEG_MAGIC || le32(h + 24) != tn_crc32c(0, h, 24) || le32(h + 4) != LOG_VERSION) return -1;
-    *gen = le64(h + 8);
-    *first = le64(h + 16);
+    if (tn_get_le32(h) != SEG_MAGIC || tn_get_le32(h + 24) != tn_crc32c(0, h, 24) || tn_get_le32(h + 4) != LOG_VERSION) return -1;
+    *gen = tn_get_le64(h + 8);
+    *first = tn_get_le64(h + 16);
     return 0;
 }
 
@@ -810,12 +789,12 @@ int tn_logstore_append(tn_logstore *log, uint64_t index, uint64_t term, uint8_t 
         log->buf_cap = cap;
     }
     uint8_t *r = log->buf + log->buf_len;
-    put32(r, reclen);
-    put64(r + REC_HDR, index);
-    put64(r + REC_HDR + 8, term);
+    tn_put_le32(r, reclen);
+    tn_put_le64(r + REC_HDR, index);
+    tn_put_le64(r + REC_HDR + 8, term);
     r[REC_HDR + 16] = type;
     if (len) memcpy(r + REC_HDR + REC_FIXED, data, len);
-    put32(r + 4, record_crc(r, reclen));
+    tn_put_le32(r + 4, record_crc(r, reclen));
     log->buf_len += total;
 
     ent *e = &log->ents[log->nents++];
@@ -1204,7 +1183,7 @@ static int read_data_locked(tn_logstore *log, uint64_t index, uint8_t *dst)
             got += (size_t)r;
         }
     }
-    if (le32(rec) != e->reclen || record_crc(rec, e->reclen) != le32(rec + 4) || le64(rec + REC_HDR) != index) {
+    if (tn_get_le32(rec) != e->reclen || record_crc(rec, e->reclen) != tn_get_le32(rec + 4) || tn_get_le64(rec + REC_HDR) != index) {
         log_err(log, "%s/%s: bad CRC at offset %" PRIu64 " (record changed on disk)", log->dir, s->name, e->off);
         goto done;
     }

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "codec.h"
 #include "crc32c.h"
 #include "hardstate.h"
 #include "tn_code.h"
@@ -44,24 +45,6 @@ static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static uint32_t le32(const uint8_t *b)
-{
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-}
-
-static uint64_t le64(const uint8_t *b) { return (uint64_t)le32(b) | (uint64_t)le32(b + 4) << 32; }
-
-static void put32(uint8_t *b, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) b[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *b, uint64_t v)
-{
-    put32(b, (uint32_t)v);
-    put32(b + 4, (uint32_t)(v >> 32));
-}
-
 static void snap_name(char *out, uint64_t index, uint64_t term, const char *ext)
 {
     snprintf(out, NAME_LEN, "snap-%020" PRIu64 "-%020" PRIu64 ".%s", index, term, ext);
@@ -80,23 +63,23 @@ static int parse_name(const char *name, uint64_t *index, uint64_t *term, char ex
 static void encode_header(uint8_t *h, uint64_t index, uint64_t term, uint32_t conf_len, uint64_t data_len)
 {
     memset(h, 0, HDR);
-    put32(h, SNAP_MAGIC);
-    put32(h + 4, SNAP_VERSION);
-    put64(h + 8, index);
-    put64(h + 16, term);
-    put32(h + 24, conf_len);
-    put64(h + 32, data_len);
-    put32(h + 40, tn_crc32c(0, h, 40));
+    tn_put_le32(h, SNAP_MAGIC);
+    tn_put_le32(h + 4, SNAP_VERSION);
+    tn_put_le64(h + 8, index);
+    tn_put_le64(h + 16, term);
+    tn_put_le32(h + 24, conf_len);
+    tn_put_le64(h + 32, data_len);
+    tn_put_le32(h + 40, tn_crc32c(0, h, 40));
 }
 
 /* Checks a header; fills meta. 0 ok, -1 bad. */
 static int decode_header(const uint8_t *h, tn_snap_meta *meta)
 {
-    if (le32(h) != SNAP_MAGIC || le32(h + 40) != tn_crc32c(0, h, 40) || le32(h + 4) != SNAP_VERSION) return -1;
-    meta->index = le64(h + 8);
-    meta->term = le64(h + 16);
-    meta->conf_len = le32(h + 24);
-    meta->data_len = le64(h + 32);
+    if (tn_get_le32(h) != SNAP_MAGIC || tn_get_le32(h + 40) != tn_crc32c(0, h, 40) || tn_get_le32(h + 4) != SNAP_VERSION) return -1;
+    meta->index = tn_get_le64(h + 8);
+    meta->term = tn_get_le64(h + 16);
+    meta->conf_len = tn_get_le32(h + 24);
+    meta->data_len = tn_get_le64(h + 32);
     if (meta->data_len > UINT64_MAX - TN_SNAP_OVERHEAD - meta->conf_len) return -1;
     meta->file_size = TN_SNAP_OVERHEAD + meta->conf_len + meta->data_len;
     return 0;
@@ -217,7 +200,7 @@ int tn_snapfile_save(const char *dir, uint64_t index, uint64_t term, const void 
     uint32_t crc = tn_crc32c(0, h, HDR);
     if (conf_len) crc = tn_crc32c(crc, conf, conf_len);
     if (data_len) crc = tn_crc32c(crc, data, data_len);
-    put32(trailer, crc);
+    tn_put_le32(trailer, crc);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         set_err(errbuf, errlen, "%s: create: %s", tmp, strerror(errno));
@@ -295,7 +278,7 @@ int tn_snapfile_load(const char *dir, tn_snap_meta *meta, uint8_t **conf, uint8_
     uint32_t crc = tn_crc32c(0, h, HDR);
     crc = tn_crc32c(crc, *conf, m.conf_len);
     crc = tn_crc32c(crc, *data, m.data_len);
-    if (crc != le32(trailer)) {
+    if (crc != tn_get_le32(trailer)) {
         set_err(errbuf, errlen, "%s: CRC mismatch", path);
         goto fail;
     }
@@ -441,7 +424,7 @@ static int verify_part(tn_snapwriter *w, tn_snap_meta *m, char *errbuf, size_t e
     }
     free(chunk);
     if (rc != TN_SUCCESS) return rc;
-    if (pread_all(w->fd, trailer, 4, body) != 0 || le32(trailer) != crc) {
+    if (pread_all(w->fd, trailer, 4, body) != 0 || tn_get_le32(trailer) != crc) {
         set_err(errbuf, errlen, "%s: CRC mismatch", w->part);
         return TN_IO_ERROR;
     }
