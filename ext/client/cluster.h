@@ -18,7 +18,7 @@
  * jitter (10 ms doubling to 500 ms). The call gives up at deadline_ms after it started with
  * "tarn: no leader reachable after <deadline_ms> ms (tried <url>, <url>)" naming each member tried.
  * A retry re-sends the very same request bytes, so a write keeps its (client_id, seq): the node's
- * session table applies it at most once and returns its original result (DESIGN "Exactly once").
+ * session table applies it at most once and returns its original result (docs/design.md §4, "Exactly once").
  *
  * Sessions. tn_cluster_client_id() is a random nonzero 64-bit id drawn at open; tn_cluster_next_seq()
  * returns 1, 2, 3 … (thread-safe). The caller puts them into each write request it encodes (or uses

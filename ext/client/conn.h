@@ -3,7 +3,7 @@
  * sqlite3_tarn_init runs once per database connection and creates one tn_conn, handed to every module and
  * function of that connection as user data and freed by SQLite when the connection closes (after every
  * table of it has been disconnected). Tables of one connection that name the same target share one client,
- * hence one session: temp nodes belong to the connection, as DESIGN §2 says.
+ * hence one session: temp nodes belong to the connection, as docs/design.md §2 says.
  *
  * Thread: the connection's thread (SQLite serialises calls on one connection).
  */

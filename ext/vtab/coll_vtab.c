@@ -1,4 +1,4 @@
-/* coll_vtab.c — the `tarn` virtual table: a Cachalot-style typed collection in SQL (DESIGN §2-3,
+/* coll_vtab.c — the `tarn` virtual table: a Cachalot-style typed collection in SQL (docs/design.md §2-3,
  * docs/sql-tarn-module.md).
  *
  *   CREATE VIRTUAL TABLE events USING tarn(id INTEGER PRIMARY KEY, event_type TEXT INDEXED,

@@ -1,4 +1,4 @@
-/* kv_vtab.c — the `tarn_kv` virtual table: the DtKV tree in SQL (DESIGN §3, docs/sql.md).
+/* kv_vtab.c — the `tarn_kv` virtual table: the DtKV tree in SQL (docs/design.md §3, docs/sql.md).
  *
  * Schema (declared WITHOUT ROWID, the key is the primary key):
  *   key TEXT PRIMARY KEY, value BLOB, is_dir INTEGER, ttl_ms INTEGER, create_rev INTEGER,

@@ -46,7 +46,7 @@ static int st_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
     if (!vt) return SQLITE_NOMEM;
     memset(vt, 0, sizeof *vt);
     vt->conn = aux;
-    /* It reaches the network: not from a crafted schema's views or triggers (DESIGN §3). */
+    /* It reaches the network: not from a crafted schema's views or triggers (docs/design.md §3). */
     sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
     *out = &vt->base;
     return SQLITE_OK;

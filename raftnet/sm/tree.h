@@ -1,7 +1,7 @@
 /* tree.h — the DtKV hierarchical store: the heart of Tarn's state machine.
  *
  * Keys are '.'-separated paths ("users.alice.name"); the empty key is the root directory, which always
- * exists. A node is a value or a directory. Rules (DESIGN §2): key <= limits.max_key bytes (8 KiB),
+ * exists. A node is a value or a directory. Rules (docs/design.md §2): key <= limits.max_key bytes (8 KiB),
  * value <= limits.max_value (1 MiB), no leading/trailing '.', no empty segment, value non-empty; the parent
  * must exist and be a directory. Every node records create/update revision and time; both come from the
  * tn_wctx of the command that made the change — never from a clock — so that applying the same commands

@@ -1,4 +1,4 @@
--- tarn_kv through the real sqlite3 shell: every statement of DESIGN §3's tarn_kv block, and its errors.
+-- tarn_kv through the real sqlite3 shell: every statement of docs/design.md §3's tarn_kv block, and its errors.
 .load ./tarn
 .headers off
 .mode list

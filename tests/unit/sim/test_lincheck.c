@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "../sim/lincheck.c"
+#include "../../sim/lincheck.c"
 
 #define HIST_MAX 4096
 
