@@ -1,11 +1,11 @@
-/* fuzz_envelope — the transport envelope decoder (raftnet/transport.h): any input must decode cleanly or be
+/* fuzz_envelope — the envelope decoder (raftnet/proto/envelope.h): any input must decode cleanly or be
  * rejected; a decoded envelope re-encodes to bytes that decode to the same fields. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fuzz.h"
-#include "transport.h"
+#include "envelope.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

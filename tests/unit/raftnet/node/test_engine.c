@@ -1,5 +1,6 @@
-/* test_engine.c — the embedded engine: sharing by name, sessions (exactly-once retries), TTL expiry,
- * concurrent callers, the in-memory Raft log staying bounded. */
+/* test_engine.c — the embedded engine (raftnet/node/engine.h) in memory: sharing by name, sessions
+ * (exactly-once retries), TTL expiry, concurrent callers, the in-memory Raft log staying bounded. With a data
+ * directory: test_engine_persist.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

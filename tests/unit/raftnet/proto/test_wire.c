@@ -1,4 +1,4 @@
-/* test_wire.c — unit tests of the client <-> node wire protocol (raftnet/wire.h).
+/* test_wire.c — unit tests of the client <-> node wire protocol (raftnet/proto/wire.h).
  *
  * Round trips of every opcode and field combination, boundary values, responses of every shape,
  * commands; rejection of truncated, mutated, lying and oversized messages; encoder TOO_LARGE.

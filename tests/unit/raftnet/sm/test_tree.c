@@ -1,5 +1,5 @@
 /* test_tree.c — the DtKV tree: every operation, every error code, ordering, expiry, determinism and
- * snapshot images (raftnet/tree.h). */
+ * snapshot images (raftnet/sm/tree.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,6 +1,7 @@
-/* test_node_engine.c — the embedded engine in its persistent form (tn_engine_open_dir): writes survive a
- * close/reopen through the log, through a snapshot plus the log after it, also when written concurrently; a
- * corrupt log refuses to open; the data directory is locked while open. */
+/* test_engine_persist.c — the embedded engine (raftnet/node/engine.h) in its persistent form
+ * (tn_engine_open_dir): writes survive a close/reopen through the log, through a snapshot plus the log after
+ * it, also when written concurrently; a corrupt log refuses to open; the data directory is locked while
+ * open. The in-memory form is test_engine.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
