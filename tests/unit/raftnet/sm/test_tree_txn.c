@@ -69,7 +69,7 @@ static void test_commit_keeps(void **state)
 static void test_random_rollback(void **state)
 {
     (void)state;
-    static const char *keys[] = {"a", "a.b", "a.c", "a.b.c", "d", "d.e", "f"};
+    static const char *key_space[] = {"a", "a.b", "a.c", "a.b.c", "d", "d.e", "f"};
     uint64_t seed = 12345;
     for (int round = 0; round < 300; round++) {
         tn_tree *t = tn_tree_new(NULL);
@@ -80,7 +80,7 @@ static void test_random_rollback(void **state)
             if (phase) assert_int_equal(tn_tree_txn_begin(t), TN_SUCCESS);
             for (int i = 0; i < 12; i++) {
                 seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-                const char *k = keys[(seed >> 33) % 7];
+                const char *k = key_space[(seed >> 33) % 7];
                 int what = (int)((seed >> 20) % 6);
                 char val[16];
                 snprintf(val, sizeof val, "v%llu", (unsigned long long)(seed >> 50));
