@@ -1,4 +1,4 @@
-/* fuzz_coll — collection payload decoders (raftnet/coll.h): write and query payloads applied to a small
+/* fuzz_coll — collection payload decoders (raftnet/sm/coll.h): write and query payloads applied to a small
  * store, result decoders, and snapshot images. Nothing may crash or leak; a write that fails must leave the
  * store's image unchanged. */
 #include <stdint.h>

@@ -1,11 +1,11 @@
-/* fuzz_envelope — the transport envelope decoder (raftnet/transport.h): any input must decode cleanly or be
+/* fuzz_envelope — the envelope decoder (raftnet/proto/envelope.h): any input must decode cleanly or be
  * rejected; a decoded envelope re-encodes to bytes that decode to the same fields. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fuzz.h"
-#include "transport.h"
+#include "envelope.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -22,9 +22,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         tn_env again;
         if (tn_env_decode(w.p, w.len, &again) != TN_SUCCESS || again.kind != env.kind ||
             again.token_len != env.token_len || again.payload_len != env.payload_len ||
+            (env.token_len && memcmp(again.token, env.token, env.token_len) != 0) ||
             (env.payload_len && memcmp(again.payload, env.payload, env.payload_len) != 0) ||
-            again.from_id != env.from_id || again.seq != env.seq)
+            again.from_id != env.from_id || again.stream != env.stream || again.seq != env.seq ||
+            again.low != env.low)
             abort();
+        /* the patch point of `low` is where the decoder read it from */
+        if (env.kind == TN_ENV_PEER && (low_at + 8 > w.len || w.p[low_at] != (uint8_t)env.low)) abort();
     }
     tn_wr_free(&w);
     return 0;

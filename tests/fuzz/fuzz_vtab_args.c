@@ -1,4 +1,4 @@
-/* fuzz_vtab_args.c — libFuzzer target for the CREATE VIRTUAL TABLE argument parser (ext/vtab_args.c).
+/* fuzz_vtab_args.c — libFuzzer target for the CREATE VIRTUAL TABLE argument parser (ext/vtab/vtab_args.c).
  *
  * The input is split on '\n' into module arguments (NUL-terminated copies; an embedded NUL just ends that
  * argument early, as it would for SQLite), parsed with the `tarn` and the `tarn_kv` descriptions, and the

@@ -1,4 +1,4 @@
-/* fuzz_wire.c — libFuzzer target for the client <-> node wire protocol (raftnet/wire.h).
+/* fuzz_wire.c — libFuzzer target for the client <-> node wire protocol (raftnet/proto/wire.h).
  *
  * Feeds the input to tn_req_decode, tn_resp_decode and tn_cmd_decode. Whatever decodes is encoded
  * again and decoded again, and the two decoded structures must be equal (abort() otherwise): the

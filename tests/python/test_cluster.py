@@ -154,7 +154,8 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(self.get(c, "once"), (0, "third"))
         # an older seq than the session's last is refused, not applied
         rc, out5, err = c.client("put", "once", "old", extra=ses)
-        self.assertNotEqual(rc, 0)
+        self.assertEqual(rc, 1, err)
+        self.assertIn("SESSION_EXPIRED", err)
         self.assertEqual(self.get(c, "once"), (0, "third"))
 
     def test_torn_tail_repaired_and_corruption_refused(self):
@@ -298,10 +299,24 @@ class ClusterTest(unittest.TestCase):
         c.wait_converged([1, 2, 3])
         for i in (1, 2, 3):
             self.assertEqual(self.get(c, "secure", node=i, stale=True), (0, "yes"))
-        # a plain tcp:// client cannot talk to a TLS listener
+        # A plain tcp:// client cannot talk to a TLS listener, nor can a TLS client that trusts another CA:
+        # no handshake completes, so no request reaches a node and the client gives up at its deadline.
+        other = harness.Cluster(1)
+        self.addCleanup(other.cleanup)
+        other_ca = other.make_certs()[0]
         plain = c.urls[1].replace("tls+tcp://", "tcp://")
-        rc, out, err = c.client("get", "secure", urls=plain, timeout_ms=500)
-        self.assertNotEqual(rc, 0)
+        refused = [("plain tcp://", dict(urls=plain)),
+                   ("wrong CA", dict(urls=c.urls[1], extra=["--tls-ca", other_ca]))]
+        for what, kw in refused:
+            for cmd in (("get", "secure"), ("put", "secure", "no")):
+                rc, out, err = c.client(*cmd, timeout_ms=500, **kw)
+                self.assertEqual(rc, 1, "%s %s: %s" % (what, cmd[0], err))
+                self.assertEqual(out, "", "%s %s" % (what, cmd[0]))
+                self.assertIn("UNAVAILABLE no answer within 500 ms", err, "%s %s" % (what, cmd[0]))
+        # nothing was served: the puts changed nothing anywhere
+        c.wait_converged([1, 2, 3])
+        for i in (1, 2, 3):
+            self.assertEqual(self.get(c, "secure", node=i, stale=True), (0, "yes"))
 
     def test_config_file_token_file_and_bad_flags(self):
         c = self.make(n=1)
@@ -346,8 +361,11 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(self.get(c, "before", node=target), (0, "1"))
         self.assertEqual(self.get(c, "after", node=leader), (0, "2"))
         # admin on a follower is refused with the leader's URL as a hint (the client follows it)
+        # to the new leader, which refuses a transferee that is not a voter and stays leader
         rc, out, err = c.client("admin", "transfer", 99, urls=c.urls[leader])
-        self.assertNotEqual(rc, 0)
+        self.assertEqual(rc, 1, err)
+        self.assertIn("CLIENT_REQ_ERROR transfer refused", err)
+        self.assertEqual(c.status(target)["role"], "leader")
 
     def test_snapshot_transfer_resumes_after_receiver_kill(self):
         """A multi-chunk snapshot stream to a new member survives kill -9 of the receiver mid-transfer: the

@@ -1,9 +1,12 @@
 """tarn collection tables through Python's sqlite3 module: concurrent writers (TryAdd, UpdateIf, SQLITE_BUSY
 naming the row), one-request IN lists, compression, big transactions and the polymorphic example."""
+import glob
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import unittest
 
@@ -66,6 +69,39 @@ class CollTest(unittest.TestCase):
         self.db.execute("INSERT INTO events VALUES (1, 'x', '2026', 1, ?), (2, 'y', '2026', 1, ?)", (big, small))
         rows = self.db.execute("SELECT id, body FROM events ORDER BY id").fetchall()
         self.assertEqual(rows, [(1, big), (2, small)])
+        # ...and compression did happen. A write's request bytes are its log entry, so a persistent store's
+        # log shows what a row's payload became: with compress=lz4 the big body's text is not there and
+        # the log is a fraction of the compress=none one; the small body (under the threshold) stays raw.
+        logs = {mode: self.log_after_writes(mode, big, small) for mode in ("none", "lz4")}
+        self.assertIn(("abc" * 100).encode(), logs["none"])
+        self.assertNotIn(("abc" * 100).encode(), logs["lz4"])
+        self.assertIn(small.encode(), logs["lz4"])
+        self.assertGreater(len(logs["none"]), 20 * len(big))
+        self.assertLess(len(logs["lz4"]), len(logs["none"]) // 4)
+
+    def log_after_writes(self, mode, big, small):
+        """The bytes of every log segment of a new persistent store after 20 big rows and one small row."""
+        data = tempfile.mkdtemp(prefix=f"tarn-compress-{mode}-")
+        self.addCleanup(shutil.rmtree, data, ignore_errors=True)
+        db = connect()
+        try:
+            db.execute(f"CREATE VIRTUAL TABLE c USING tarn({DECL.replace('compress=lz4', 'compress=' + mode)}, "
+                       f"data='{data}')")
+            db.execute("BEGIN")
+            db.executemany("INSERT INTO c VALUES (?, 'x', '2026', 1, ?)", [(i, big) for i in range(20)])
+            db.execute("INSERT INTO c VALUES (100, 'y', '2026', 1, ?)", (small,))
+            db.execute("COMMIT")
+            rows = db.execute("SELECT id, body FROM c ORDER BY id").fetchall()
+            self.assertEqual(rows, [(i, big) for i in range(20)] + [(100, small)])
+        finally:
+            db.close()
+        segs = sorted(glob.glob(os.path.join(data, "log", "log-*.seg")))
+        self.assertTrue(segs, data)
+        out = b""
+        for seg in segs:
+            with open(seg, "rb") as f:
+                out += f.read()
+        return out
 
     def test_stale_update_is_busy_and_names_the_row(self):
         other = self.open()

@@ -1,5 +1,6 @@
-/* test_engine.c — the embedded engine: sharing by name, sessions (exactly-once retries), TTL expiry,
- * concurrent callers, the in-memory Raft log staying bounded. */
+/* test_engine.c — the embedded engine (raftnet/node/engine.h) in memory: sharing by name, sessions
+ * (exactly-once retries), TTL expiry, concurrent callers, the in-memory Raft log staying bounded. With a data
+ * directory: test_engine_persist.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -128,27 +129,56 @@ static void test_temp_node_expires_near_its_ttl(void **state)
     tn_engine_close(e);
 }
 
+#define WRITERS 4
+#define WRITES_PER_WRITER 500
+
+/* A writer thread's record. cmocka's asserts are not thread-safe: the thread only records, the main thread
+ * asserts after the join. */
 typedef struct writer_arg {
     tn_engine *e;
     int id;
+    int acked;     /* writes answered SUCCESS with an op result SUCCESS */
+    int failed_at; /* the first write that was not, or -1 */
+    int failed_rc; /* its first non-success code: of encode, call, decode, the response or the op */
 } writer_arg;
+
+/* The code of one put of k through the engine: the first step that did not succeed, else the op's code. */
+static int writer_put(tn_engine *e, uint64_t session, const char *k)
+{
+    tn_op op = op_kv(TN_OP_KV_PUT, k, "v");
+    tn_req req = {.n_ops = 1, .ops = &op};
+    tn_wr reqb, out;
+    tn_resp resp;
+    tn_wr_init(&reqb);
+    tn_wr_init(&out);
+    int rc = tn_req_encode(&req, &reqb);
+    if (rc != TN_SUCCESS) goto done;
+    rc = tn_engine_call(e, session, reqb.p, reqb.len, &out);
+    if (rc != TN_SUCCESS) goto done;
+    rc = tn_resp_decode(out.p, out.len, &resp);
+    if (rc != TN_SUCCESS) goto done;
+    rc = resp.code != TN_SUCCESS ? resp.code : resp.n_results != 1 ? TN_CLIENT_REQ_ERROR : resp.results[0].code;
+    tn_resp_clear(&resp);
+done:
+    tn_wr_free(&reqb);
+    tn_wr_free(&out);
+    return rc;
+}
 
 static void *writer(void *p)
 {
     writer_arg *a = p;
     char k[32];
     uint64_t s = tn_engine_new_session(a->e);
-    for (int i = 0; i < 500; i++) {
+    for (int i = 0; i < WRITES_PER_WRITER; i++) {
         snprintf(k, sizeof k, "w%d-%d", a->id, i);
-        tn_op op = op_kv(TN_OP_KV_PUT, k, "v");
-        tn_req req = {.n_ops = 1, .ops = &op};
-        tn_wr reqb, out;
-        tn_wr_init(&reqb);
-        tn_wr_init(&out);
-        tn_req_encode(&req, &reqb);
-        tn_engine_call(a->e, s, reqb.p, reqb.len, &out);
-        tn_wr_free(&reqb);
-        tn_wr_free(&out);
+        int rc = writer_put(a->e, s, k);
+        if (rc == TN_SUCCESS) {
+            a->acked++;
+        } else if (a->failed_at < 0) {
+            a->failed_at = i;
+            a->failed_rc = rc;
+        }
     }
     return NULL;
 }
@@ -158,17 +188,29 @@ static void test_concurrent_writers_get_consecutive_revisions(void **state)
     (void)state;
     tn_engine *e;
     assert_int_equal(tn_engine_open("t-conc", &e), TN_SUCCESS);
-    pthread_t th[4];
-    writer_arg args[4];
-    for (int i = 0; i < 4; i++) {
-        args[i] = (writer_arg){e, i};
+    pthread_t th[WRITERS];
+    writer_arg args[WRITERS];
+    for (int i = 0; i < WRITERS; i++) {
+        args[i] = (writer_arg){.e = e, .id = i, .failed_at = -1};
         assert_int_equal(pthread_create(&th[i], NULL, writer, &args[i]), 0);
     }
-    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
-    assert_int_equal(tn_engine_revision(e), 1 + 2000); /* after the leader's no-op at index 1 */
+    for (int i = 0; i < WRITERS; i++) assert_int_equal(pthread_join(th[i], NULL), 0);
+    for (int i = 0; i < WRITERS; i++) {
+        if (args[i].failed_at >= 0)
+            print_message("writer %d: write %d failed with %s\n", i, args[i].failed_at,
+                          tn_code_name(args[i].failed_rc));
+        assert_int_equal(args[i].failed_at, -1);
+        assert_int_equal(args[i].acked, WRITES_PER_WRITER);
+    }
+    /* after the leader's no-op at index 1 */
+    assert_int_equal(tn_engine_revision(e), 1 + WRITERS * WRITES_PER_WRITER);
     int found;
-    assert_int_equal(call1(e, 1, op_kv(TN_OP_KV_GET, "w3-499", NULL), &found), TN_SUCCESS);
-    assert_true(found);
+    for (int i = 0; i < WRITERS; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "w%d-%d", i, WRITES_PER_WRITER - 1);
+        assert_int_equal(call1(e, 1, op_kv(TN_OP_KV_GET, k, NULL), &found), TN_SUCCESS);
+        assert_true(found);
+    }
     tn_engine_close(e);
 }
 

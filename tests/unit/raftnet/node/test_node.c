@@ -1,7 +1,7 @@
-/* test_node.c — raftnet/node.h in one process: three nodes elect, replicate, answer linearizable and stale
- * reads, dedupe a retried write, report STATUS, stop cleanly and recover from their data directories; bad
- * configurations and corrupt state refuse to open with a message. (Multi-process faults: tests/python/
- * test_cluster.py.) */
+/* test_node.c — raftnet/node/node.h in one process: three nodes elect, replicate, answer linearizable and
+ * stale reads, dedupe a retried write, report STATUS, stop cleanly and recover from their data directories;
+ * bad configurations and corrupt state refuse to open with a message. (A node alone: test_node_alone.c.
+ * Multi-process faults: tests/python/test_cluster.py.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,5 +1,6 @@
 /* test_coll_util.h — helpers shared by the collection tests (test_coll*.c): a reference schema, one-call
- * writes and queries through the real payload codec. Everything goes through coll.h's public API. */
+ * writes and queries through the real payload codec, and the small stores the tests start from. Everything
+ * goes through coll.h's public API. */
 #ifndef TARN_TEST_COLL_UTIL_H
 #define TARN_TEST_COLL_UTIL_H
 
@@ -8,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -202,6 +204,72 @@ static inline size_t ct_ids(const tn_coll_result *res, int64_t *ids, size_t cap)
         ids[k] = res->rows[k].pk.u.i;
     }
     return res->n_rows;
+}
+
+/* ---- fixtures of test_coll.c and test_coll_query.c -------------------------------------------------- */
+
+/* A store holding the empty events collection (created at revision 1). */
+static inline tn_colls *fresh_events(void)
+{
+    tn_colls *cs = tn_colls_new();
+    assert_non_null(cs);
+    assert_int_equal(ct_create(cs, "events", &ev_schema, 1, NULL, 0), TN_SUCCESS);
+    return cs;
+}
+
+/* 20 rows: id 1..20, kind k{id%4} (id%5==0: NULL), date "2026-01-%02d" by id%10 (id%7==0: NULL),
+ * num id%6 (id%9==0: NULL). */
+static inline tn_colls *sample(void)
+{
+    tn_colls *cs = fresh_events();
+    static char kinds[4][4] = {"k0", "k1", "k2", "k3"};
+    for (int id = 1; id <= 20; id++) {
+        char date[16];
+        snprintf(date, sizeof date, "2026-01-%02d", id % 10);
+        tn_val kind = id % 5 ? T(kinds[id % 4]) : N();
+        tn_val d = id % 7 ? T(date) : N();
+        tn_val num = id % 9 ? I(id % 6) : N();
+        assert_int_equal(ct_put(cs, (uint64_t)(100 + id), TN_ROW_INSERT, id, kind, d, num, "pp", NULL),
+                         TN_SUCCESS);
+    }
+    return cs;
+}
+
+/* Runs q and compares the ids with expect (in order). */
+static inline void expect_ids(tn_colls *cs, const tn_coll_query *q, const int64_t *expect, size_t n,
+                              const char *plan_want)
+{
+    tn_coll_result res;
+    uint8_t *buf;
+    const char *plan = NULL;
+    assert_int_equal(ct_query(cs, "events", q, &res, &buf, &plan), TN_SUCCESS);
+    int64_t ids[64];
+    size_t got = ct_ids(&res, ids, 64);
+    if (got != n) fprintf(stderr, "got %zu rows, want %zu (plan %s)\n", got, n, plan);
+    assert_int_equal(got, n);
+    for (size_t k = 0; k < n; k++) {
+        if (ids[k] != expect[k]) fprintf(stderr, "row %zu: got %lld want %lld (plan %s)\n", k, (long long)ids[k], (long long)expect[k], plan);
+        assert_int_equal(ids[k], expect[k]);
+    }
+    if (plan_want) assert_string_equal(plan, plan_want);
+    tn_coll_result_clear(&res);
+    free(buf);
+}
+
+#define IDS(...) (const int64_t[]){__VA_ARGS__}, sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t)
+
+/* The ids of the rows matching p, in pk order. */
+static inline size_t ids_where(tn_colls *cs, tn_coll_pred p, int64_t *ids, size_t cap)
+{
+    tn_coll_query q = ct_select(&p, 1);
+    q.order_col = COL_ID;
+    tn_coll_result res;
+    uint8_t *buf;
+    assert_int_equal(ct_query(cs, "events", &q, &res, &buf, NULL), TN_SUCCESS);
+    size_t n = ct_ids(&res, ids, cap);
+    tn_coll_result_clear(&res);
+    free(buf);
+    return n;
 }
 
 #endif

@@ -1,4 +1,4 @@
-/* test_session.c — the exactly-once session table (raftnet/session.h) and its use by the state machine. */
+/* test_session.c — the exactly-once session table (raftnet/sm/session.h) and its use by the state machine. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

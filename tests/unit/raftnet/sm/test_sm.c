@@ -335,7 +335,7 @@ static void test_garbage_command_is_consumed(void **state)
     tn_sm_free(sm);
 }
 
-/* An atomic request applies tree writes all or nothing (raftnet/atomic.h): a failing op undoes the others. */
+/* An atomic request applies tree writes all or nothing (raftnet/sm/atomic.h): a failing op undoes the others. */
 static void test_atomic_tree_ops_all_or_nothing(void **state)
 {
     (void)state;

@@ -1,4 +1,4 @@
-/* test_snapshot.c — snapshot framing (raftnet/snapshot.h): round trips, corruption, truncation. */
+/* test_snapshot.c — snapshot framing (raftnet/sm/snapshot.h): round trips, corruption, truncation. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
