@@ -1,294 +1,7 @@
-/* raft.c — the Raft core: election (pre-vote, check-quorum), replication with pipelining and flow control,
- * commit, ReadIndex and lease reads, snapshots, single-server membership change, leader transfer.
- * See raft.h for the contract and docs/raft.md for the rules and the message flow. */
-#include "raft.h"
-#include "tn_code.h"
-
-#include <stdlib.h>
-#include <string.h>
-
-#define MAX_INFLIGHT 256
-
-enum { PR_PROBE = 0, PR_REPLICATE = 1, PR_SNAPSHOT = 2 };
-
-typedef struct inflight {
-    uint64_t last;
-    uint64_t bytes;
-} inflight;
-
-typedef struct progress {
-    uint64_t id;
-    int voter;
-    uint64_t match, next;
-    int state;
-    int probe_sent;
-    uint64_t pending_snap;
-    uint32_t snap_elapsed;
-    int recent_active;
-    uint64_t read_acked;  /* highest read round this peer acked in this term */
-    uint64_t lease_tick;  /* highest leader tick this peer echoed in this term (0 = none) */
-    int vote;             /* -1 none, 0 rejected, 1 granted */
-    inflight infl[MAX_INFLIGHT];
-    uint32_t infl_start, infl_count;
-    uint64_t infl_bytes;
-    uint64_t commit_sent; /* highest commit index this peer can have learnt from our messages this term */
-} progress;
-
-typedef struct pending_read {
-    uint64_t ctx;
-    uint64_t index;
-    uint64_t from;   /* requester; == id for a local request */
-    uint64_t round;
-} pending_read;
-
-typedef struct msgvec {
-    tn_raft_msg **v;
-    size_t n, cap;
-} msgvec;
-
-struct tn_raft {
-    tn_raft_config cfg;
-    uint64_t id;
-    uint64_t term, vote, leader;
-    tn_raft_role role;
-
-    /* log: ents[ents_start .. ents_n) hold indexes snap.index+1 .. */
-    tn_raft_entry *ents;
-    size_t ents_start, ents_n, ents_cap;
-    tn_raft_snapshot_meta snap;
-    uint8_t *snap_data;
-    size_t snap_len;
-    int snap_pending;       /* a received snapshot waits to be handed out */
-
-    uint64_t commit, applied, stable;
-    uint64_t persist_from;  /* first index not yet handed out for persistence */
-    uint64_t trunc_pending; /* 0 or lowest truncation point since the last Ready */
-
-    tn_raft_conf conf;
-    uint64_t conf_applied_index;
-    uint64_t pending_conf_index;
-
-    progress *prs[TN_RAFT_MAX_NODES * 2];
-    size_t n_prs;
-
-    uint32_t election_elapsed, heartbeat_elapsed, rand_timeout;
-    uint64_t since_leader_contact;
-    uint64_t now;            /* ticks since creation */
-    int need_timeout;
-    int pending_bcast;       /* leader: new entries or commit to push out at the next Ready */
-    int pending_bcast_empty;
-
-    uint64_t transferee;
-    uint32_t transfer_elapsed;
-    int transfer_in_term;    /* a TimeoutNow went out in this term: no lease reads any more */
-
-    pending_read *reads;     /* leader: waiting for the quorum round */
-    size_t n_reads, cap_reads;
-    uint64_t read_round;
-    int read_round_sent;     /* a heartbeat carrying read_round has gone out (so a new read needs a new round) */
-    int read_bcast_pending;  /* reads wait for a round: one broadcast in the next Ready serves them all */
-    tn_raft_read_state *waits; /* confirmed, waiting for applied >= index */
-    size_t n_waits, cap_waits;
-    tn_raft_read_state *rs_out, *rs_handed;
-    size_t n_rs_out, cap_rs_out, n_rs_handed, cap_rs_handed;
-
-    msgvec out, out_after, handed, handed_after;
-    tn_raft_hard_state last_hs;
-    tn_raft_role last_role;
-    uint64_t last_leader;
-    int oom;
-};
-
-/* ---------------------------------------------------------------------------------------------- */
-/* log                                                                                             */
-
-static uint64_t last_index(const tn_raft *r) { return r->snap.index + (r->ents_n - r->ents_start); }
-
-static tn_raft_entry *entry_at(const tn_raft *r, uint64_t i)
-{
-    if (i <= r->snap.index || i > last_index(r)) return NULL;
-    return &r->ents[r->ents_start + (size_t)(i - r->snap.index - 1)];
-}
-
-static int term_at(const tn_raft *r, uint64_t i, uint64_t *t)
-{
-    if (i == r->snap.index) { *t = r->snap.term; return 0; }
-    tn_raft_entry *e = entry_at(r, i);
-    if (!e) { *t = 0; return -1; }
-    *t = e->term;
-    return 0;
-}
-
-static int match_term(const tn_raft *r, uint64_t i, uint64_t t)
-{
-    uint64_t x;
-    return term_at(r, i, &x) == 0 && x == t;
-}
-
-static uint64_t last_term(const tn_raft *r)
-{
-    uint64_t t;
-    term_at(r, last_index(r), &t);
-    return t;
-}
-
-static int log_append(tn_raft *r, uint64_t term, uint8_t type, const void *data, size_t len)
-{
-    if (r->ents_n == r->ents_cap) {
-        if (r->ents_start > r->ents_cap / 2) {
-            memmove(r->ents, r->ents + r->ents_start, (r->ents_n - r->ents_start) * sizeof *r->ents);
-            r->ents_n -= r->ents_start;
-            r->ents_start = 0;
-        } else {
-            size_t cap = r->ents_cap ? r->ents_cap * 2 : 64;
-            tn_raft_entry *n = realloc(r->ents, cap * sizeof *n);
-            if (!n) { r->oom = 1; return -1; }
-            r->ents = n;
-            r->ents_cap = cap;
-        }
-    }
-    tn_raft_entry *e = &r->ents[r->ents_n];
-    e->term = term;
-    e->index = last_index(r) + 1;
-    e->type = type;
-    e->len = (uint32_t)len;
-    e->data = NULL;
-    if (len) {
-        e->data = malloc(len);
-        if (!e->data) { r->oom = 1; return -1; }
-        memcpy(e->data, data, len);
-    }
-    r->ents_n++;
-    return 0;
-}
-
-/* Drops entries with index >= from (from > commit). */
-static void log_truncate(tn_raft *r, uint64_t from)
-{
-    while (last_index(r) >= from && r->ents_n > r->ents_start) {
-        r->ents_n--;
-        free(r->ents[r->ents_n].data);
-    }
-    if (from < r->persist_from) {
-        r->persist_from = from;
-        if (!r->trunc_pending || from < r->trunc_pending) r->trunc_pending = from;
-    }
-    if (r->stable >= from) r->stable = from - 1;
-}
-
-static void log_free_all(tn_raft *r)
-{
-    for (size_t i = r->ents_start; i < r->ents_n; i++) free(r->ents[i].data);
-    r->ents_start = r->ents_n = 0;
-}
-
-/* Largest index <= i whose term is <= t (first guess for where two logs agree). */
-static uint64_t find_conflict_by_term(const tn_raft *r, uint64_t i, uint64_t t)
-{
-    if (i > last_index(r)) i = last_index(r);
-    for (;;) {
-        uint64_t x;
-        if (term_at(r, i, &x) != 0) return i;  /* compacted: cannot look further */
-        if (x <= t) return i;
-        if (i == 0) return 0;
-        i--;
-    }
-}
-
-/* ---------------------------------------------------------------------------------------------- */
-/* membership and progress                                                                         */
-
-static int conf_has(const uint64_t *v, uint32_t n, uint64_t id)
-{
-    for (uint32_t i = 0; i < n; i++)
-        if (v[i] == id) return 1;
-    return 0;
-}
-
-static void conf_del(uint64_t *v, uint32_t *n, uint64_t id)
-{
-    for (uint32_t i = 0; i < *n; i++)
-        if (v[i] == id) { v[i] = v[--*n]; return; }
-}
-
-int tn_raft_is_voter(const tn_raft *r, uint64_t id) { return conf_has(r->conf.voters, r->conf.n_voters, id); }
-
-static progress *pr_get(const tn_raft *r, uint64_t id)
-{
-    for (size_t i = 0; i < r->n_prs; i++)
-        if (r->prs[i]->id == id) return r->prs[i];
-    return NULL;
-}
-
-static void pr_reset(tn_raft *r, progress *p)
-{
-    p->match = 0;
-    p->commit_sent = 0;
-    p->next = last_index(r) + 1;
-    p->state = PR_PROBE;
-    p->probe_sent = 0;
-    p->pending_snap = 0;
-    p->infl_start = p->infl_count = 0;
-    p->infl_bytes = 0;
-    p->recent_active = 0;
-    p->read_acked = 0;
-    p->lease_tick = 0;
-    p->vote = -1;
-}
-
-/* Rebuilds the progress set from r->conf (keeps existing entries of members). */
-static int sync_progress(tn_raft *r)
-{
-    size_t w = 0;
-    for (size_t i = 0; i < r->n_prs; i++) {
-        progress *p = r->prs[i];
-        int v = conf_has(r->conf.voters, r->conf.n_voters, p->id);
-        int l = conf_has(r->conf.learners, r->conf.n_learners, p->id);
-        if (!v && !l) { free(p); continue; }
-        p->voter = v;
-        r->prs[w++] = p;
-    }
-    r->n_prs = w;
-    for (int pass = 0; pass < 2; pass++) {
-        const uint64_t *ids = pass ? r->conf.learners : r->conf.voters;
-        uint32_t n = pass ? r->conf.n_learners : r->conf.n_voters;
-        for (uint32_t i = 0; i < n; i++) {
-            if (pr_get(r, ids[i])) continue;
-            progress *p = calloc(1, sizeof *p);
-            if (!p) { r->oom = 1; return -1; }
-            p->id = ids[i];
-            p->voter = !pass;
-            pr_reset(r, p);
-            if (r->role == TN_LEADER && p->id == r->id) p->match = r->stable;
-            r->prs[r->n_prs++] = p;
-        }
-    }
-    return 0;
-}
-
-static size_t quorum(const tn_raft *r) { return r->conf.n_voters / 2 + 1; }
-
-static int cmp_desc(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
-/* The value that a quorum of voters has reached: the quorum-th largest. self_val stands for this node. */
-static uint64_t quorum_value(const tn_raft *r, int which, uint64_t self_val)
-{
-    uint64_t vals[TN_RAFT_MAX_NODES];
-    size_t n = 0;
-    for (size_t i = 0; i < r->n_prs; i++) {
-        const progress *p = r->prs[i];
-        if (!p->voter) continue;
-        uint64_t v = which == 0 ? p->match : which == 1 ? p->read_acked : p->lease_tick;
-        vals[n++] = p->id == r->id ? self_val : v;
-    }
-    if (n == 0) return 0;
-    qsort(vals, n, sizeof vals[0], cmp_desc);
-    return vals[quorum(r) - 1];
-}
+/* raft.c — the Raft core's state machine: roles and elections, message handling, conf changes, and the
+ * entry points (new/restore, tick, step, propose, transfer) and the Ready. The other parts and the state
+ * they share: raft_int.h; the contract: raft.h. */
+#include "raft_int.h"
 
 /* ---------------------------------------------------------------------------------------------- */
 /* messages out                                                                                    */
@@ -308,7 +21,7 @@ static int vec_push(tn_raft *r, msgvec *v, tn_raft_msg *m)
 
 /* Queues m. Responses that promise durability (vote grants, append acks, a candidate's own vote) wait
  * until the driver has made everything persisted so far durable. */
-static void send(tn_raft *r, tn_raft_msg *m)
+void tn_raft_send(tn_raft *r, tn_raft_msg *m)
 {
     m->from = r->id;
     if (m->type != TN_MSG_PREVOTE && m->type != TN_MSG_PREVOTE_RESP && m->type != TN_MSG_PROP &&
@@ -321,7 +34,7 @@ static void send(tn_raft *r, tn_raft_msg *m)
     vec_push(r, after ? &r->out_after : &r->out, m);
 }
 
-static tn_raft_msg *new_msg(tn_raft *r, uint8_t type, uint64_t to)
+tn_raft_msg *tn_raft_new_msg(tn_raft *r, uint8_t type, uint64_t to)
 {
     tn_raft_msg *m = tn_raft_msg_alloc(0, 0, 0);
     if (!m) { r->oom = 1; return NULL; }
@@ -333,257 +46,13 @@ static tn_raft_msg *new_msg(tn_raft *r, uint8_t type, uint64_t to)
 static void send_simple(tn_raft *r, uint8_t type, uint64_t to, uint64_t index, int reject, uint64_t hint,
                         uint64_t log_term)
 {
-    tn_raft_msg *m = new_msg(r, type, to);
+    tn_raft_msg *m = tn_raft_new_msg(r, type, to);
     if (!m) return;
     m->index = index;
     m->reject = (uint8_t)reject;
     m->reject_hint = hint;
     m->log_term = log_term;
-    send(r, m);
-}
-
-static int infl_full(const tn_raft *r, const progress *p)
-{
-    if (p->infl_count >= r->cfg.max_inflight_msgs) return 1;
-    if (r->cfg.max_inflight_bytes && p->infl_count && p->infl_bytes >= r->cfg.max_inflight_bytes) return 1;
-    return 0;
-}
-
-static void infl_add(progress *p, uint64_t last, uint64_t bytes)
-{
-    p->infl[(p->infl_start + p->infl_count) % MAX_INFLIGHT] = (inflight){last, bytes};
-    p->infl_count++;
-    p->infl_bytes += bytes;
-}
-
-static void infl_free_to(progress *p, uint64_t idx)
-{
-    while (p->infl_count && p->infl[p->infl_start].last <= idx) {
-        p->infl_bytes -= p->infl[p->infl_start].bytes;
-        p->infl_start = (p->infl_start + 1) % MAX_INFLIGHT;
-        p->infl_count--;
-    }
-}
-
-static void infl_reset(progress *p)
-{
-    p->infl_start = p->infl_count = 0;
-    p->infl_bytes = 0;
-}
-
-static void send_snapshot(tn_raft *r, progress *p)
-{
-    if (!r->snap.index) return;
-    tn_raft_msg *m = tn_raft_msg_alloc(0, 0, r->snap_len);
-    if (!m) { r->oom = 1; return; }
-    m->type = TN_MSG_SNAP;
-    m->to = p->id;
-    m->snap = r->snap;
-    if (r->snap_len) memcpy((uint8_t *)m->snap_data, r->snap_data, r->snap_len);
-    p->state = PR_SNAPSHOT;
-    p->pending_snap = r->snap.index;
-    p->snap_elapsed = 0;
-    infl_reset(p);
-    send(r, m);
-}
-
-/* Sends one append to p if flow control allows. send_if_empty: 0 = only with entries; 1 = also without
- * (to carry the commit index); 2 = also without, anchored at next-1 so that the answer re-synchronises
- * match after a lost acknowledgement. Returns 1 if a message went out. */
-static int send_append(tn_raft *r, progress *p, int send_if_empty)
-{
-    if (p->id == r->id) return 0;
-    if (p->state == PR_SNAPSHOT) return 0;
-    if (p->state == PR_PROBE && p->probe_sent) return 0;
-    if (p->state == PR_REPLICATE && infl_full(r, p)) return 0;
-    uint64_t last = last_index(r);
-    uint64_t prev = p->next - 1, prev_term;
-    if (term_at(r, prev, &prev_term) != 0) {
-        send_snapshot(r, p);
-        return 1;
-    }
-    size_t n = 0, bytes = 0;
-    uint64_t budget = r->cfg.max_bytes_per_msg;
-    while (p->next + n <= last && n < r->cfg.max_entries_per_msg) {
-        const tn_raft_entry *e = entry_at(r, p->next + n);
-        if (n > 0 && budget && bytes + e->len > budget) break;
-        bytes += e->len;
-        n++;
-    }
-    if (n == 0 && !send_if_empty) return 0;
-    if (n == 0 && send_if_empty == 1 && p->state == PR_REPLICATE && p->match < prev) {
-        /* Commit-only update while appends are in flight: anchor it at what the peer is known to hold,
-         * so it cannot be rejected just because an earlier append has not arrived yet. */
-        prev = p->match;
-        if (term_at(r, prev, &prev_term) != 0) return 0;
-    }
-    tn_raft_msg *m = tn_raft_msg_alloc(n, bytes, 0);
-    if (!m) { r->oom = 1; return 0; }
-    m->type = TN_MSG_APP;
-    m->to = p->id;
-    m->index = prev;
-    m->log_term = prev_term;
-    m->commit = r->commit;
-    /* the peer takes min(commit, last index of this message) if it accepts the message */
-    uint64_t learnt = prev + n < r->commit ? prev + n : r->commit;
-    if (learnt > p->commit_sent) p->commit_sent = learnt;
-    uint8_t *d = (uint8_t *)m->buf + n * sizeof(tn_raft_entry);
-    for (size_t i = 0; i < n; i++) {
-        const tn_raft_entry *e = entry_at(r, p->next + i);
-        m->entries[i] = *e;
-        m->entries[i].data = d;
-        if (e->len) memcpy(d, e->data, e->len);
-        d += e->len;
-    }
-    if (n) {
-        if (p->state == PR_REPLICATE) {
-            p->next += n;
-            infl_add(p, p->next - 1, bytes);
-        } else {
-            p->probe_sent = 1;
-        }
-    } else if (p->state == PR_PROBE) {
-        p->probe_sent = 1;
-    }
-    send(r, m);
-    return 1;
-}
-
-static void flush_appends(tn_raft *r, int send_empty)
-{
-    for (size_t i = 0; i < r->n_prs; i++) {
-        progress *p = r->prs[i];
-        if (p->id == r->id) continue;
-        int first = 1;
-        while (send_append(r, p, first && send_empty)) {
-            first = 0;
-            if (p->state != PR_REPLICATE) break;
-            if (p->next > last_index(r)) break;
-        }
-    }
-}
-
-static void send_heartbeat(tn_raft *r, progress *p, uint64_t ctx)
-{
-    tn_raft_msg *m = new_msg(r, TN_MSG_HB, p->id);
-    if (!m) return;
-    m->commit = p->match < r->commit ? p->match : r->commit;
-    if (m->commit > p->commit_sent) p->commit_sent = m->commit;
-    m->ctx = ctx;
-    m->index = r->now;
-    send(r, m);
-}
-
-static void bcast_heartbeat(tn_raft *r)
-{
-    for (size_t i = 0; i < r->n_prs; i++)
-        if (r->prs[i]->id != r->id) send_heartbeat(r, r->prs[i], r->read_round);
-    /* Acks of this broadcast confirm every read queued with round <= read_round so far; a read arriving
-     * from now on must wait for a later broadcast. */
-    r->read_round_sent = 1;
-    r->read_bcast_pending = 0;
-}
-
-/* ---------------------------------------------------------------------------------------------- */
-/* reads                                                                                           */
-
-static void rs_push(tn_raft *r, tn_raft_read_state **v, size_t *n, size_t *cap, uint64_t ctx, uint64_t idx,
-                    int ok)
-{
-    if (*n == *cap) {
-        size_t c = *cap ? *cap * 2 : 16;
-        tn_raft_read_state *x = realloc(*v, c * sizeof *x);
-        if (!x) { r->oom = 1; return; }
-        *v = x;
-        *cap = c;
-    }
-    (*v)[(*n)++] = (tn_raft_read_state){ctx, idx, ok};
-}
-
-/* A read for ctx is safe at index: local ones wait for apply, remote ones are answered. */
-static void read_ready(tn_raft *r, uint64_t from, uint64_t ctx, uint64_t index)
-{
-    if (from == r->id) {
-        rs_push(r, &r->waits, &r->n_waits, &r->cap_waits, ctx, index, 1);
-        return;
-    }
-    tn_raft_msg *m = new_msg(r, TN_MSG_READ_RESP, from);
-    if (!m) return;
-    m->ctx = ctx;
-    m->index = index;
-    send(r, m);
-}
-
-static void read_refuse(tn_raft *r, uint64_t from, uint64_t ctx)
-{
-    if (from == r->id || from == 0) {
-        rs_push(r, &r->rs_out, &r->n_rs_out, &r->cap_rs_out, ctx, 0, 0);
-        return;
-    }
-    tn_raft_msg *m = new_msg(r, TN_MSG_READ_RESP, from);
-    if (!m) return;
-    m->ctx = ctx;
-    m->reject = 1;
-    send(r, m);
-}
-
-static void refuse_all_reads(tn_raft *r)
-{
-    for (size_t i = 0; i < r->n_reads; i++) read_refuse(r, r->reads[i].from, r->reads[i].ctx);
-    r->n_reads = 0;
-}
-
-static void confirm_reads(tn_raft *r)
-{
-    uint64_t acked = quorum_value(r, 1, r->read_round);
-    size_t k = 0;
-    while (k < r->n_reads && (r->reads[k].round <= acked || r->cfg.mutate.read_without_quorum)) {
-        read_ready(r, r->reads[k].from, r->reads[k].ctx, r->reads[k].index);
-        k++;
-    }
-    if (k) {
-        memmove(r->reads, r->reads + k, (r->n_reads - k) * sizeof *r->reads);
-        r->n_reads -= k;
-    }
-}
-
-static int committed_in_term(const tn_raft *r)
-{
-    uint64_t t;
-    return term_at(r, r->commit, &t) == 0 && t == r->term;
-}
-
-static int lease_valid(const tn_raft *r)
-{
-    if (!r->cfg.lease_read || !r->cfg.check_quorum || r->transfer_in_term) return 0;
-    uint64_t start = quorum_value(r, 2, r->now);
-    if (start == 0) return 0;
-    uint64_t lease = r->cfg.election_ticks > r->cfg.lease_drift_ticks
-                         ? r->cfg.election_ticks - r->cfg.lease_drift_ticks : 0;
-    return r->now - start < lease;
-}
-
-static void leader_read(tn_raft *r, uint64_t from, uint64_t ctx)
-{
-    if (!committed_in_term(r)) { read_refuse(r, from, ctx); return; }
-    if (lease_valid(r)) { read_ready(r, from, ctx, r->commit); return; }
-    if (r->n_reads == r->cap_reads) {
-        size_t c = r->cap_reads ? r->cap_reads * 2 : 16;
-        pending_read *x = realloc(r->reads, c * sizeof *x);
-        if (!x) { r->oom = 1; read_refuse(r, from, ctx); return; }
-        r->reads = x;
-        r->cap_reads = c;
-    }
-    /* Reads that arrive before the round's heartbeat has gone out share that round: the broadcast happens
-     * once, when the Ready is collected, and its acks confirm all of them (ReadIndex batching). A round
-     * whose heartbeat already went out cannot confirm a read that arrived after it: open a new one. */
-    if (r->read_round_sent || r->read_round == 0) {
-        r->read_round++;
-        r->read_round_sent = 0;
-    }
-    r->reads[r->n_reads++] = (pending_read){ctx, r->commit, from, r->read_round};
-    confirm_reads(r); /* a single voter, or the mutation */
-    if (r->n_reads) r->read_bcast_pending = 1;
+    tn_raft_send(r, m);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -601,11 +70,11 @@ static void reset(tn_raft *r, uint64_t term)
     r->need_timeout = 1;
     r->transferee = 0;
     r->transfer_in_term = 0;
-    refuse_all_reads(r);
+    tn_raft_refuse_all_reads(r);
     r->read_round_sent = 1; /* the next read opens a fresh round */
     r->read_bcast_pending = 0;
     for (size_t i = 0; i < r->n_prs; i++) {
-        pr_reset(r, r->prs[i]);
+        tn_raft_pr_reset(r, r->prs[i]);
         if (r->prs[i]->id == r->id) r->prs[i]->match = r->stable;
     }
     r->pending_bcast = r->pending_bcast_empty = 0;
@@ -626,8 +95,8 @@ static void become_leader(tn_raft *r)
     r->role = TN_LEADER;
     r->leader = r->id;
     r->pending_conf_index = last_index(r);
-    log_append(r, r->term, TN_ENTRY_NOOP, NULL, 0);
-    progress *self = pr_get(r, r->id);
+    tn_raft_log_append(r, r->term, TN_ENTRY_NOOP, NULL, 0);
+    progress *self = tn_raft_pr_get(r, r->id);
     if (self) {
         self->recent_active = 1;
         if (r->cfg.mutate.count_unpersisted) self->match = last_index(r);
@@ -636,8 +105,6 @@ static void become_leader(tn_raft *r)
     r->pending_bcast_empty = 1;
 }
 
-static int maybe_commit(tn_raft *r);
-
 static void campaign(tn_raft *r, int pre, int force)
 {
     if (!promotable(r)) return;
@@ -645,7 +112,7 @@ static void campaign(tn_raft *r, int pre, int force)
     if (pre) {
         r->role = TN_PRE_CANDIDATE;
         r->leader = 0;
-        refuse_all_reads(r);
+        tn_raft_refuse_all_reads(r);
         vote_term = r->term + 1;
         r->need_timeout = 1;
         for (size_t i = 0; i < r->n_prs; i++) r->prs[i]->vote = -1;
@@ -655,7 +122,7 @@ static void campaign(tn_raft *r, int pre, int force)
         r->vote = r->id;
         vote_term = r->term;
     }
-    progress *self = pr_get(r, r->id);
+    progress *self = tn_raft_pr_get(r, r->id);
     self->vote = 1;
     if (quorum(r) == 1) {
         if (pre) campaign(r, 0, force);
@@ -665,19 +132,19 @@ static void campaign(tn_raft *r, int pre, int force)
     for (size_t i = 0; i < r->n_prs; i++) {
         progress *p = r->prs[i];
         if (!p->voter || p->id == r->id) continue;
-        tn_raft_msg *m = new_msg(r, pre ? TN_MSG_PREVOTE : TN_MSG_VOTE, p->id);
+        tn_raft_msg *m = tn_raft_new_msg(r, pre ? TN_MSG_PREVOTE : TN_MSG_VOTE, p->id);
         if (!m) return;
         m->term = vote_term;
         m->index = last_index(r);
         m->log_term = last_term(r);
         m->force = (uint8_t)force;
-        send(r, m);
+        tn_raft_send(r, m);
     }
 }
 
 static void tally(tn_raft *r, const tn_raft_msg *m)
 {
-    progress *p = pr_get(r, m->from);
+    progress *p = tn_raft_pr_get(r, m->from);
     if (!p || !p->voter) return;
     if (p->vote == -1) p->vote = m->reject ? 0 : 1;
     size_t yes = 0, no = 0;
@@ -695,20 +162,7 @@ static void tally(tn_raft *r, const tn_raft_msg *m)
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* commit and conf changes                                                                         */
-
-static int maybe_commit(tn_raft *r)
-{
-    progress *self = pr_get(r, r->id);
-    uint64_t self_match = self ? self->match : 0;
-    uint64_t q = quorum_value(r, 0, self_match);
-    if (q <= r->commit) return 0;
-    uint64_t t;
-    if (term_at(r, q, &t) != 0) return 0;
-    if (t != r->term && !r->cfg.mutate.commit_old_term) return 0;
-    r->commit = q;
-    return 1;
-}
+/* conf changes                                                                                    */
 
 static void apply_conf(tn_raft *r, const tn_raft_entry *e)
 {
@@ -719,33 +173,33 @@ static void apply_conf(tn_raft *r, const tn_raft_entry *e)
     switch (cc.op) {
     case TN_CONF_ADD_VOTER:
     case TN_CONF_PROMOTE:
-        if (cc.op == TN_CONF_PROMOTE && !conf_has(c->learners, c->n_learners, cc.node)) break;
-        conf_del(c->learners, &c->n_learners, cc.node);
-        if (!conf_has(c->voters, c->n_voters, cc.node) && c->n_voters < TN_RAFT_MAX_NODES)
+        if (cc.op == TN_CONF_PROMOTE && !tn_raft_conf_has(c->learners, c->n_learners, cc.node)) break;
+        tn_raft_conf_del(c->learners, &c->n_learners, cc.node);
+        if (!tn_raft_conf_has(c->voters, c->n_voters, cc.node) && c->n_voters < TN_RAFT_MAX_NODES)
             c->voters[c->n_voters++] = cc.node;
         break;
     case TN_CONF_REMOVE:
         if (c->n_voters == 1 && c->voters[0] == cc.node) break; /* never remove the last voter */
-        conf_del(c->voters, &c->n_voters, cc.node);
-        conf_del(c->learners, &c->n_learners, cc.node);
+        tn_raft_conf_del(c->voters, &c->n_voters, cc.node);
+        tn_raft_conf_del(c->learners, &c->n_learners, cc.node);
         break;
     case TN_CONF_ADD_LEARNER:
-        if (conf_has(c->voters, c->n_voters, cc.node)) break;
-        if (!conf_has(c->learners, c->n_learners, cc.node) && c->n_learners < TN_RAFT_MAX_NODES)
+        if (tn_raft_conf_has(c->voters, c->n_voters, cc.node)) break;
+        if (!tn_raft_conf_has(c->learners, c->n_learners, cc.node) && c->n_learners < TN_RAFT_MAX_NODES)
             c->learners[c->n_learners++] = cc.node;
         break;
     }
-    sync_progress(r);
+    tn_raft_sync_progress(r);
     if (r->role == TN_LEADER) {
         if (!tn_raft_is_voter(r, r->id)) {
             become_follower(r, r->term, 0); /* removed (or demoted) leader steps down */
             return;
         }
-        maybe_commit(r);
+        tn_raft_maybe_commit(r);
         r->pending_bcast = r->pending_bcast_empty = 1; /* probe new members at once */
-        confirm_reads(r);
+        tn_raft_confirm_reads(r);
     }
-    if (r->transferee && !pr_get(r, r->transferee)) r->transferee = 0;
+    if (r->transferee && !tn_raft_pr_get(r, r->transferee)) r->transferee = 0;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -761,7 +215,7 @@ static void handle_vote(tn_raft *r, const tn_raft_msg *m)
 {
     int pre = m->type == TN_MSG_PREVOTE;
     int can = r->vote == m->from || (r->vote == 0 && r->leader == 0) || (pre && m->term > r->term);
-    tn_raft_msg *resp = new_msg(r, pre ? TN_MSG_PREVOTE_RESP : TN_MSG_VOTE_RESP, m->from);
+    tn_raft_msg *resp = tn_raft_new_msg(r, pre ? TN_MSG_PREVOTE_RESP : TN_MSG_VOTE_RESP, m->from);
     if (!resp) return;
     if (can && (r->cfg.mutate.no_log_check_vote || log_up_to_date(r, m->index, m->log_term))) {
         resp->term = m->term;
@@ -773,7 +227,7 @@ static void handle_vote(tn_raft *r, const tn_raft_msg *m)
         resp->term = r->term;
         resp->reject = 1;
     }
-    send(r, resp);
+    tn_raft_send(r, resp);
 }
 
 static void handle_append(tn_raft *r, const tn_raft_msg *m)
@@ -784,7 +238,7 @@ static void handle_append(tn_raft *r, const tn_raft_msg *m)
     }
     if (!match_term(r, m->index, m->log_term)) {
         uint64_t hint = m->index < last_index(r) ? m->index : last_index(r);
-        hint = find_conflict_by_term(r, hint, m->log_term);
+        hint = tn_raft_find_conflict_by_term(r, hint, m->log_term);
         uint64_t ht;
         term_at(r, hint, &ht);
         send_simple(r, TN_MSG_APP_RESP, m->from, m->index, 1, hint, ht);
@@ -799,10 +253,10 @@ static void handle_append(tn_raft *r, const tn_raft_msg *m)
     if (i < m->n_entries) {
         uint64_t from = m->entries[i].index;
         if (from <= r->commit) return; /* would rewrite a committed entry: a bug elsewhere; refuse */
-        if (from <= last_index(r)) log_truncate(r, from);
+        if (from <= last_index(r)) tn_raft_log_truncate(r, from);
         for (; i < m->n_entries; i++) {
             const tn_raft_entry *e = &m->entries[i];
-            if (log_append(r, e->term, e->type, e->data, e->len) != 0) return;
+            if (tn_raft_log_append(r, e->term, e->type, e->data, e->len) != 0) return;
         }
     }
     uint64_t c = m->commit < last_new ? m->commit : last_new;
@@ -813,11 +267,11 @@ static void handle_append(tn_raft *r, const tn_raft_msg *m)
 static void handle_heartbeat(tn_raft *r, const tn_raft_msg *m)
 {
     if (m->commit > r->commit && m->commit <= last_index(r)) r->commit = m->commit;
-    tn_raft_msg *resp = new_msg(r, TN_MSG_HB_RESP, m->from);
+    tn_raft_msg *resp = tn_raft_new_msg(r, TN_MSG_HB_RESP, m->from);
     if (!resp) return;
     resp->ctx = m->ctx;
     resp->index = m->index;
-    send(r, resp);
+    tn_raft_send(r, resp);
 }
 
 static void handle_snapshot(tn_raft *r, const tn_raft_msg *m)
@@ -839,7 +293,7 @@ static void handle_snapshot(tn_raft *r, const tn_raft_msg *m)
         if (!copy) { r->oom = 1; return; }
         memcpy(copy, m->snap_data, m->snap_len);
     }
-    log_free_all(r);
+    tn_raft_log_free_all(r);
     free(r->snap_data);
     r->snap_data = copy;
     r->snap_len = m->snap_len;
@@ -847,75 +301,12 @@ static void handle_snapshot(tn_raft *r, const tn_raft_msg *m)
     r->snap_pending = 1;
     r->conf = s->conf;
     r->conf_applied_index = s->index;
-    sync_progress(r);
+    tn_raft_sync_progress(r);
     r->commit = s->index;
     if (r->stable >= s->index) r->stable = s->index - 1;
     r->persist_from = s->index + 1;
     r->trunc_pending = 0;
     send_simple(r, TN_MSG_APP_RESP, m->from, s->index, 0, 0, 0);
-}
-
-static void leader_append_resp(tn_raft *r, progress *p, const tn_raft_msg *m)
-{
-    if (m->reject) {
-        if (p->state == PR_SNAPSHOT) return;
-        uint64_t hint = m->reject_hint;
-        if (m->log_term > 0) hint = find_conflict_by_term(r, m->reject_hint, m->log_term);
-        if (p->state == PR_REPLICATE) {
-            if (m->index <= p->match) return; /* stale */
-            p->state = PR_PROBE;
-            p->next = p->match + 1;
-            infl_reset(p);
-        } else {
-            if (p->next - 1 != m->index) return; /* stale */
-            uint64_t n = m->index < hint + 1 ? m->index : hint + 1;
-            if (n < 1) n = 1;
-            p->next = n;
-        }
-        if (p->next < p->match + 1) p->next = p->match + 1;
-        p->probe_sent = 0;
-        send_append(r, p, 1);
-        return;
-    }
-    int was_paused = (p->state == PR_PROBE && p->probe_sent) || p->state == PR_SNAPSHOT ||
-                     (p->state == PR_REPLICATE && infl_full(r, p));
-    int changed = 0;
-    if (m->index > p->match) {
-        p->match = m->index;
-        changed = 1;
-    }
-    if (p->next < m->index + 1) p->next = m->index + 1;
-    p->probe_sent = 0;
-    if (p->state == PR_SNAPSHOT && p->match >= p->pending_snap) {
-        p->state = PR_PROBE;
-        p->next = p->match + 1;
-    }
-    if (p->state == PR_PROBE && p->match + 1 == p->next && changed) {
-        p->state = PR_REPLICATE;
-        infl_reset(p);
-    } else if (p->state == PR_PROBE && m->index == p->next - 1 && p->match == m->index) {
-        p->state = PR_REPLICATE;
-        infl_reset(p);
-    }
-    if (p->state == PR_REPLICATE) infl_free_to(p, m->index);
-    if (changed && maybe_commit(r)) {
-        r->pending_bcast = r->pending_bcast_empty = 1;
-    }
-    if (r->transferee == p->id && p->match == last_index(r)) {
-        tn_raft_msg *t = new_msg(r, TN_MSG_TIMEOUT_NOW, p->id);
-        if (t) send(r, t);
-        r->transfer_in_term = 1;
-    }
-    int sent = 0;
-    while (send_append(r, p, 0)) {
-        sent = 1;
-        if (p->state != PR_REPLICATE || p->next > last_index(r)) break;
-    }
-    /* A peer that just caught up after a pause, or whose entries were committed (by other acks) before its
-     * own ack came, learns the commit index now, not at the next heartbeat: a write forwarded by it or a
-     * ReadIndex read on it waits for exactly that. */
-    uint64_t can_learn = p->match < r->commit ? p->match : r->commit;
-    if (!sent && changed && (was_paused || can_learn > p->commit_sent)) send_append(r, p, 1);
 }
 
 static void step_leader(tn_raft *r, const tn_raft_msg *m)
@@ -924,25 +315,26 @@ static void step_leader(tn_raft *r, const tn_raft_msg *m)
         if (r->transferee) return;
         for (size_t i = 0; i < m->n_entries; i++) {
             if (m->entries[i].type != TN_ENTRY_NORMAL) continue;
-            if (log_append(r, r->term, TN_ENTRY_NORMAL, m->entries[i].data, m->entries[i].len) != 0) return;
+            if (tn_raft_log_append(r, r->term, TN_ENTRY_NORMAL, m->entries[i].data, m->entries[i].len) != 0)
+                return;
         }
         if (r->cfg.mutate.count_unpersisted) {
-            progress *self = pr_get(r, r->id);
+            progress *self = tn_raft_pr_get(r, r->id);
             if (self) self->match = last_index(r);
         }
         r->pending_bcast = 1;
         return;
     }
     if (m->type == TN_MSG_READ) {
-        leader_read(r, m->from, m->ctx);
+        tn_raft_leader_read(r, m->from, m->ctx);
         return;
     }
-    progress *p = pr_get(r, m->from);
+    progress *p = tn_raft_pr_get(r, m->from);
     if (!p) return;
     p->recent_active = 1;
     switch (m->type) {
     case TN_MSG_APP_RESP:
-        leader_append_resp(r, p, m);
+        tn_raft_leader_append_resp(r, p, m);
         break;
     case TN_MSG_HB_RESP:
         if (m->ctx > p->read_acked) p->read_acked = m->ctx;
@@ -951,13 +343,13 @@ static void step_leader(tn_raft *r, const tn_raft_msg *m)
         if (p->state == PR_SNAPSHOT) break;
         /* an acknowledgement may have been lost: free one in-flight slot so the window cannot stay
          * closed forever, and let the peer re-state where it is */
-        if (p->state == PR_REPLICATE && infl_full(r, p)) {
+        if (p->state == PR_REPLICATE && tn_raft_infl_full(r, p)) {
             p->infl_bytes -= p->infl[p->infl_start].bytes;
             p->infl_start = (p->infl_start + 1) % MAX_INFLIGHT;
             p->infl_count--;
         }
-        if (p->match < last_index(r)) send_append(r, p, 2);
-        if (r->n_reads) confirm_reads(r);
+        if (p->match < last_index(r)) tn_raft_send_append(r, p, 2);
+        if (r->n_reads) tn_raft_confirm_reads(r);
         break;
     default:
         break;
@@ -971,7 +363,7 @@ int tn_raft_step(tn_raft *r, const tn_raft_msg *m)
     if (m->type == TN_MSG_PROP || m->type == TN_MSG_READ) {
         /* local-ish requests carry no term */
         if (r->role == TN_LEADER) step_leader(r, m);
-        else if (m->type == TN_MSG_READ) read_refuse(r, m->from, m->ctx);
+        else if (m->type == TN_MSG_READ) tn_raft_read_refuse(r, m->from, m->ctx);
         return 0;
     }
     if (m->term > r->term) {
@@ -1001,11 +393,11 @@ int tn_raft_step(tn_raft *r, const tn_raft_msg *m)
         if ((r->cfg.check_quorum || r->cfg.pre_vote) && (m->type == TN_MSG_APP || m->type == TN_MSG_HB)) {
             send_simple(r, TN_MSG_APP_RESP, m->from, 0, 0, 0, 0); /* tells a stale leader our term */
         } else if (m->type == TN_MSG_PREVOTE) {
-            tn_raft_msg *resp = new_msg(r, TN_MSG_PREVOTE_RESP, m->from);
+            tn_raft_msg *resp = tn_raft_new_msg(r, TN_MSG_PREVOTE_RESP, m->from);
             if (resp) {
                 resp->term = r->term;
                 resp->reject = 1;
-                send(r, resp);
+                tn_raft_send(r, resp);
             }
         }
         return 0;
@@ -1043,8 +435,8 @@ int tn_raft_step(tn_raft *r, const tn_raft_msg *m)
         else handle_snapshot(r, m);
         break;
     case TN_MSG_READ_RESP:
-        if (m->reject) rs_push(r, &r->rs_out, &r->n_rs_out, &r->cap_rs_out, m->ctx, 0, 0);
-        else rs_push(r, &r->waits, &r->n_waits, &r->cap_waits, m->ctx, m->index, 1);
+        if (m->reject) tn_raft_rs_push(r, &r->rs_out, &r->n_rs_out, &r->cap_rs_out, m->ctx, 0, 0);
+        else tn_raft_rs_push(r, &r->waits, &r->n_waits, &r->cap_waits, m->ctx, m->index, 1);
         break;
     case TN_MSG_TIMEOUT_NOW:
         if (r->role == TN_FOLLOWER) campaign(r, 0, 1);
@@ -1088,7 +480,7 @@ tn_raft *tn_raft_new(const tn_raft_config *cfg)
 {
     tn_raft *r = raft_alloc(cfg);
     if (!r) return NULL;
-    if (sync_progress(r) != 0) { tn_raft_free(r); return NULL; }
+    if (tn_raft_sync_progress(r) != 0) { tn_raft_free(r); return NULL; }
     return r;
 }
 
@@ -1111,7 +503,7 @@ tn_raft *tn_raft_restore(const tn_raft_config *cfg, const tn_raft_hard_state *hs
     }
     for (size_t i = 0; i < n; i++) {
         if (ents[i].index != last_index(r) + 1 || ents[i].term < last_term(r)) goto fail;
-        if (log_append(r, ents[i].term, ents[i].type, ents[i].data, ents[i].len) != 0) goto fail;
+        if (tn_raft_log_append(r, ents[i].term, ents[i].type, ents[i].data, ents[i].len) != 0) goto fail;
     }
     r->term = hs->term;
     r->vote = hs->vote;
@@ -1121,7 +513,7 @@ tn_raft *tn_raft_restore(const tn_raft_config *cfg, const tn_raft_hard_state *hs
     r->stable = last_index(r);
     r->persist_from = last_index(r) + 1;
     r->last_hs = (tn_raft_hard_state){r->term, r->vote, r->commit};
-    if (sync_progress(r) != 0) goto fail;
+    if (tn_raft_sync_progress(r) != 0) goto fail;
     return r;
 fail:
     tn_raft_free(r);
@@ -1131,7 +523,7 @@ fail:
 void tn_raft_free(tn_raft *r)
 {
     if (!r) return;
-    log_free_all(r);
+    tn_raft_log_free_all(r);
     free(r->ents);
     free(r->snap_data);
     for (size_t i = 0; i < r->n_prs; i++) free(r->prs[i]);
@@ -1192,7 +584,7 @@ void tn_raft_tick(tn_raft *r)
     }
     if (r->heartbeat_elapsed >= r->cfg.heartbeat_ticks) {
         r->heartbeat_elapsed = 0;
-        bcast_heartbeat(r);
+        tn_raft_bcast_heartbeat(r);
     }
 }
 
@@ -1203,8 +595,8 @@ int tn_raft_propose(tn_raft *r, const void *data, size_t len, uint64_t *index, u
     if (len > TN_RAFT_MSG_MAX_DATA) return TN_TOO_LARGE;
     if (r->role == TN_LEADER) {
         if (r->transferee) return TN_NOT_LEADER;
-        if (log_append(r, r->term, TN_ENTRY_NORMAL, data, len) != 0) return TN_NOMEM;
-        progress *self = pr_get(r, r->id);
+        if (tn_raft_log_append(r, r->term, TN_ENTRY_NORMAL, data, len) != 0) return TN_NOMEM;
+        progress *self = tn_raft_pr_get(r, r->id);
         if (self && r->cfg.mutate.count_unpersisted) self->match = last_index(r);
         r->pending_bcast = 1;
         if (index) *index = last_index(r);
@@ -1221,7 +613,7 @@ int tn_raft_propose(tn_raft *r, const void *data, size_t len, uint64_t *index, u
     m->entries[0].data = (uint8_t *)m->buf + sizeof(tn_raft_entry);
     m->entries[0].term = m->entries[0].index = 0;
     if (len) memcpy(m->entries[0].data, data, len);
-    send(r, m);
+    tn_raft_send(r, m);
     return TN_SUCCESS;
 }
 
@@ -1229,9 +621,10 @@ int tn_raft_propose_conf(tn_raft *r, const tn_raft_conf_change *cc, uint64_t *in
 {
     if (index) *index = 0;
     if (r->role != TN_LEADER || r->transferee) return TN_NOT_LEADER;
-    if (r->pending_conf_index > r->applied || !committed_in_term(r)) return TN_UNAVAILABLE;
+    if (r->pending_conf_index > r->applied || !tn_raft_committed_in_term(r)) return TN_UNAVAILABLE;
     const tn_raft_conf *c = &r->conf;
-    int v = conf_has(c->voters, c->n_voters, cc->node), l = conf_has(c->learners, c->n_learners, cc->node);
+    int v = tn_raft_conf_has(c->voters, c->n_voters, cc->node);
+    int l = tn_raft_conf_has(c->learners, c->n_learners, cc->node);
     switch (cc->op) {
     case TN_CONF_ADD_VOTER: if (v || c->n_voters >= TN_RAFT_MAX_NODES) return TN_CLIENT_REQ_ERROR; break;
     case TN_CONF_PROMOTE: if (!l) return TN_CLIENT_REQ_ERROR; break;
@@ -1245,24 +638,10 @@ int tn_raft_propose_conf(tn_raft *r, const tn_raft_conf_change *cc, uint64_t *in
     if (cc->node == 0) return TN_CLIENT_REQ_ERROR;
     uint8_t buf[11];
     size_t n = tn_raft_conf_encode(cc, buf);
-    if (log_append(r, r->term, TN_ENTRY_CONF, buf, n) != 0) return TN_NOMEM;
+    if (tn_raft_log_append(r, r->term, TN_ENTRY_CONF, buf, n) != 0) return TN_NOMEM;
     r->pending_conf_index = last_index(r);
     r->pending_bcast = 1;
     if (index) *index = last_index(r);
-    return TN_SUCCESS;
-}
-
-int tn_raft_read_index(tn_raft *r, uint64_t ctx)
-{
-    if (r->role == TN_LEADER) {
-        leader_read(r, r->id, ctx);
-        return TN_SUCCESS;
-    }
-    if (!r->leader) return TN_NOT_LEADER;
-    tn_raft_msg *m = new_msg(r, TN_MSG_READ, r->leader);
-    if (!m) return TN_NOMEM;
-    m->ctx = ctx;
-    send(r, m);
     return TN_SUCCESS;
 }
 
@@ -1270,52 +649,17 @@ int tn_raft_transfer_leader(tn_raft *r, uint64_t to)
 {
     if (r->role != TN_LEADER) return TN_NOT_LEADER;
     if (to == r->id || !tn_raft_is_voter(r, to)) return TN_CLIENT_REQ_ERROR;
-    progress *p = pr_get(r, to);
+    progress *p = tn_raft_pr_get(r, to);
     r->transferee = to;
     r->election_elapsed = 0;
     if (p->match == last_index(r)) {
-        tn_raft_msg *t = new_msg(r, TN_MSG_TIMEOUT_NOW, to);
-        if (t) send(r, t);
+        tn_raft_msg *t = tn_raft_new_msg(r, TN_MSG_TIMEOUT_NOW, to);
+        if (t) tn_raft_send(r, t);
         r->transfer_in_term = 1;
     } else {
-        send_append(r, p, 0);
+        tn_raft_send_append(r, p, 0);
     }
     return TN_SUCCESS;
-}
-
-void tn_raft_persisted(tn_raft *r, uint64_t index, uint64_t term)
-{
-    if (index <= r->stable || index > last_index(r)) return;
-    if (!match_term(r, index, term)) return;
-    r->stable = index;
-    if (r->role == TN_LEADER) {
-        progress *self = pr_get(r, r->id);
-        if (self && index > self->match) self->match = index;
-        if (maybe_commit(r)) r->pending_bcast = r->pending_bcast_empty = 1;
-    }
-}
-
-int tn_raft_compact(tn_raft *r, uint64_t index, const void *data, size_t len)
-{
-    if (index > r->applied || index <= r->snap.index || index < r->conf_applied_index) return -1;
-    uint8_t *copy = NULL;
-    if (len) {
-        copy = malloc(len);
-        if (!copy) return -1;
-        memcpy(copy, data, len);
-    }
-    uint64_t t;
-    term_at(r, index, &t);
-    size_t drop = (size_t)(index - r->snap.index);
-    for (size_t i = 0; i < drop; i++) free(r->ents[r->ents_start + i].data);
-    r->ents_start += drop;
-    r->snap.index = index;
-    r->snap.term = t;
-    r->snap.conf = r->conf;
-    free(r->snap_data);
-    r->snap_data = copy;
-    r->snap_len = len;
-    return 0;
 }
 
 int tn_raft_has_ready(const tn_raft *r)
@@ -1336,10 +680,10 @@ void tn_raft_ready_get(tn_raft *r, tn_raft_ready *rd)
 {
     memset(rd, 0, sizeof *rd);
     if (r->role == TN_LEADER && r->pending_bcast) {
-        flush_appends(r, r->pending_bcast_empty);
+        tn_raft_flush_appends(r, r->pending_bcast_empty);
         r->pending_bcast = r->pending_bcast_empty = 0;
     }
-    if (r->role == TN_LEADER && r->read_bcast_pending) bcast_heartbeat(r);
+    if (r->role == TN_LEADER && r->read_bcast_pending) tn_raft_bcast_heartbeat(r);
     if (r->snap_pending) {
         rd->has_snapshot = 1;
         rd->snapshot = r->snap;
@@ -1364,7 +708,7 @@ void tn_raft_ready_get(tn_raft *r, tn_raft_ready *rd)
             if (rd->committed[i].type == TN_ENTRY_CONF) apply_conf(r, &rd->committed[i]);
         }
         if (r->role == TN_LEADER && r->pending_bcast) {
-            flush_appends(r, r->pending_bcast_empty);
+            tn_raft_flush_appends(r, r->pending_bcast_empty);
             r->pending_bcast = r->pending_bcast_empty = 0;
         }
     }
@@ -1383,7 +727,8 @@ void tn_raft_ready_get(tn_raft *r, tn_raft_ready *rd)
     size_t w = 0;
     for (size_t i = 0; i < r->n_waits; i++) {
         if (r->waits[i].index <= r->applied)
-            rs_push(r, &r->rs_handed, &r->n_rs_handed, &r->cap_rs_handed, r->waits[i].ctx, r->waits[i].index, 1);
+            tn_raft_rs_push(r, &r->rs_handed, &r->n_rs_handed, &r->cap_rs_handed, r->waits[i].ctx,
+                            r->waits[i].index, 1);
         else
             r->waits[w++] = r->waits[i];
     }

@@ -5,10 +5,10 @@
  *          tn_raft_propose_conf (a client command / membership change), tn_raft_read_index (linearizable
  *          read request), tn_raft_transfer_leader, tn_raft_persisted ("durable up to (index, term)"),
  *          tn_raft_compact (the driver took a snapshot of its state machine), tn_raft_set_election_timeout.
- * Output:  tn_raft_ready fills a tn_raft_ready batch: hard state and entries to persist, a received snapshot
- *          to install, messages to send now, messages to send only once everything persisted so far is
- *          durable, committed entries to apply, read states that became safe, soft-state changes, and a flag
- *          asking the driver for a fresh randomized election timeout.
+ * Output:  tn_raft_ready_get fills a tn_raft_ready batch: hard state and entries to persist, a received
+ *          snapshot to install, messages to send now, messages to send only once everything persisted so far
+ *          is durable, committed entries to apply, read states that became safe, soft-state changes, and a
+ *          flag asking the driver for a fresh randomized election timeout.
  *
  * Log: the core keeps the whole log after its latest snapshot in memory (entries own their data). On a
  * restart the driver re-creates the core from what is durable (tn_raft_restore): the snapshot metadata (and
@@ -24,7 +24,7 @@
  *
  * "Applied": the core treats an entry as applied as soon as it hands it out in rd.committed; the driver must
  * apply rd.snapshot (if any) then rd.committed in order before it serves rd.read_states of the same Ready,
- * and before it calls tn_raft_ready again.
+ * and before it calls tn_raft_ready_get again.
  *
  * Ownership: everything a Ready points to (entries, snapshot data, the arrays) belongs to the core and stays
  * valid until the next call into the core with the same tn_raft, EXCEPT the messages: each tn_raft_msg* in

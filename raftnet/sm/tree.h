@@ -110,7 +110,7 @@ int tn_tree_expire(tn_tree *t, const tn_wctx *ctx, const void *key, size_t key_l
  * Between tn_tree_txn_begin and tn_tree_txn_commit / tn_tree_txn_rollback every write function above
  * first logs the prior image of its key and of the key's ancestors; rollback restores them all, so the
  * tree (values, directories, revisions, times, temp records and expiry order) is exactly as it was at
- * begin. Used by atomic requests (raftnet/atomic.h). Not nestable. Inside a transaction
+ * begin. Used by atomic requests (raftnet/sm/atomic.h). Not nestable. Inside a transaction
  * tn_tree_expire of a directory that still has children is refused with HAS_CHILDREN (its subtree is not
  * logged). Node views, counts and reads behave as usual while a transaction is open. Do not call
  * tn_tree_deserialize while one is open. */
