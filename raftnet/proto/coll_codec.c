@@ -1,5 +1,5 @@
 /* coll_codec.c — client-side payload encoders (schema, queries, row batches) and result decoders, so
- * that ext/ never writes collection bytes by hand. Formats: coll.h. */
+ * that ext/ never writes collection bytes by hand. Formats: coll_codec.h. */
 #include "coll_codec.h"
 
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* coll_value.c — SQLite-like values (ordering, hashing, encoding) and collection schemas (validation,
- * difference message, encoding). See coll.h. */
+ * difference message, encoding). See coll_codec.h. */
 #include <math.h>
 #include <stdio.h>
 

@@ -51,7 +51,7 @@ enum tn_opcode {
     TN_OP_KV_GET = 1,     /* key */
     TN_OP_KV_LIST = 2,    /* key (the directory), after:bytes (empty = from start), limit */
     TN_OP_KV_SCAN = 3,    /* whole tree in pre-order: after:bytes (empty = from start), limit */
-    TN_OP_COLL_READ = 4,  /* key = collection name, value = query payload (encoded by coll.h) */
+    TN_OP_COLL_READ = 4,  /* key = collection name, value = query payload (encoded by coll_codec.h) */
     TN_OP_STATUS = 5,     /* no fields; answered by the node itself: result blob = status.h payload */
     TN_OP_KV_PUT = 32,    /* key value cond */
     TN_OP_KV_MKDIR = 33,  /* key cond */
@@ -61,10 +61,10 @@ enum tn_opcode {
     TN_OP_KV_MKDIR_TEMP = 37, /* key ttl_ms:svarint cond */
     TN_OP_KV_UPDATE_TTL = 38, /* key ttl_ms:svarint cond */
     TN_OP_KV_EXPIRE = 39,     /* key expect_rev */
-    TN_OP_COLL_WRITE = 40,    /* key = collection name, value = write payload (encoded by coll.h) */
+    TN_OP_COLL_WRITE = 40,    /* key = collection name, value = write payload (encoded by coll_codec.h) */
     TN_OP_KV_CHECK = 41,      /* key cond: validates only (a transaction's read set): cond ABSENT = key must
                                  not exist, REV = node must exist at that update_rev; changes nothing. Valid
-                                 in atomic requests (raftnet/atomic.h); a write opcode so it is ordered in
+                                 in atomic requests (raftnet/sm/atomic.h); a write opcode so it is ordered in
                                  the log with the writes it guards */
     TN_OP_ADMIN = 45,         /* value = admin payload (status.h: membership, leader transfer, snapshot);
                                  handled by the node, never applied by the state machine */

@@ -11,7 +11,7 @@
  * The same atomic-replace routine (tn_file_write_atomic) and a directory fsync (tn_dir_fsync) are exported
  * here because the log store (its base file) and the snapshot files use them too.
  *
- * Results: tn_code values (raftnet/tn_code.h). Error messages go to errbuf (always NUL-terminated when
+ * Results: tn_code values (raftnet/base/tn_code.h). Error messages go to errbuf (always NUL-terminated when
  * errlen > 0; may be NULL/0) and name the file and the cause.
  * Thread: any; calls on the same directory must not overlap (no internal locking).
  */

@@ -66,7 +66,7 @@
  *   write buffer; every read re-checks the record CRC. Open reads one segment at a time into memory
  *   (peak = the largest segment).
  *
- * RESULTS are tn_code values (raftnet/tn_code.h). On failure a message is available from
+ * RESULTS are tn_code values (raftnet/base/tn_code.h). On failure a message is available from
  * tn_logstore_errmsg (open writes it to its errbuf).
  */
 #ifndef TARN_LOGSTORE_H

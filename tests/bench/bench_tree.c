@@ -1,4 +1,4 @@
-/* bench_tree.c — throughput and memory of the DtKV tree (raftnet/tree.h) on one core.
+/* bench_tree.c — throughput and memory of the DtKV tree (raftnet/sm/tree.h) on one core.
  *
  *   build/bench_tree [count] [--warm]   (default 1,000,000; build with -DCMAKE_BUILD_TYPE=Release)
  *

@@ -1,6 +1,6 @@
 /* test_cluster_client.c — the client library (ext/cluster.h) against fake members over real nng.
  *
- * A fake member is a node transport (raftnet/transport.h) whose handler plays a role: LEADER answers,
+ * A fake member is a node transport (raftnet/net/transport.h) whose handler plays a role: LEADER answers,
  * FOLLOWER answers NOT_LEADER (with or without a leader hint; stale reads it answers itself), SILENT
  * never answers. Checked: leader discovery from any subset of the URLs (hints add members), redirects,
  * retry after a timeout with the very same bytes (same client_id and seq), a fresh seq for the next
