@@ -86,6 +86,7 @@ SQLITE_EXTENSION_INIT3
 #include "rowpack.h"
 #include "tn_code.h"
 #include "txn.h"
+#include "vtab_base.h"
 #include "wire.h"
 
 #define TN_COLL_STATS_TTL_MS 5000
@@ -116,11 +117,7 @@ static void coll_ctx_free(void *p)
 enum { AFF_BLOB = 0, AFF_TEXT, AFF_INTEGER, AFF_REAL };
 
 typedef struct coll_vtab {
-    sqlite3_vtab base;
-    sqlite3 *db;
-    coll_ctx *ctx;
-    tn_client *client;
-    tn_txn *txn;
+    tn_vtab_base vb; /* first: a sqlite3_vtab * is a coll_vtab * (client, buffer, read set; vtab_base.h) */
     uint32_t txn_coll;
     char *name;   /* collection name */
     char *table;  /* SQL table name */
@@ -129,9 +126,6 @@ typedef struct coll_vtab {
     int *slot_of;  /* per column: index slot or -1 */
     int *plain_of; /* per column: position among plain columns or -1 */
     size_t *plain_cols; /* plain position -> column */
-    int in_txn;
-    tn_readset reads;
-    uint64_t next_req_id;
     /* statistics for xBestIndex */
     tn_coll_stats stats;
     int have_stats;
@@ -173,15 +167,6 @@ static inline const tn_coll_rrow *cur_row(const coll_cursor *cur)
 }
 
 static inline size_t cur_n_rows(const coll_cursor *cur) { return cur->mat ? cur->n_rows : cur->res.n_rows; }
-
-static void set_error(coll_vtab *vt, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    sqlite3_free(vt->base.zErrMsg);
-    vt->base.zErrMsg = sqlite3_vmprintf(fmt, ap);
-    va_end(ap);
-}
 
 static int col_affinity(int type)
 {
@@ -341,29 +326,14 @@ static void result_val(sqlite3_context *ctx, const tn_val *v)
 static int coll_call(coll_vtab *vt, tn_op *op, tn_wr *buf, tn_resp *resp)
 {
     tn_req req = {.n_ops = 1, .ops = op};
-    tn_wr reqb;
-    int rc;
-    tn_wr_init(&reqb);
-    req.req_id = ++vt->next_req_id;
-    req.client_id = tn_client_session(vt->client);
-    rc = tn_req_encode(&req, &reqb);
-    tn_conn_count_request(vt->ctx->conn);
-    if (rc == TN_SUCCESS) rc = tn_client_call(vt->client, &reqb, buf);
-    tn_wr_free(&reqb);
-    if (rc == TN_SUCCESS) rc = tn_resp_decode(buf->p, buf->len, resp);
-    if (rc != TN_SUCCESS) {
-        if (rc == TN_NOMEM) return SQLITE_NOMEM;
-        const char *why = tn_client_last_error(vt->client);
-        if (why) set_error(vt, "%s", why);
-        else set_error(vt, "tarn: %s: request to %s failed", tn_code_name(rc), tn_client_target(vt->client));
-        return rc == TN_TIMEOUT || rc == TN_UNAVAILABLE ? SQLITE_BUSY : SQLITE_ERROR;
-    }
-    if (resp->code != TN_SUCCESS || resp->n_results != 1) {
-        set_error(vt, "tarn: %s: %.*s", tn_code_name(resp->code), (int)resp->message_len, resp->message);
+    int rc = tn_vtab_call(&vt->vb, &req, buf, resp);
+    if (rc == SQLITE_OK && resp->n_results != 1) {
+        tn_vtab_error(&vt->vb, "tarn: INTERNAL: %u results for one op from %s", (unsigned)resp->n_results,
+                      tn_client_target(vt->vb.client));
         tn_resp_clear(resp);
-        return resp->code == TN_TOO_LARGE ? SQLITE_TOOBIG : SQLITE_ERROR;
+        rc = SQLITE_ERROR;
     }
-    return SQLITE_OK;
+    return rc;
 }
 
 /* Runs query q; on SQLITE_OK *res is decoded (pointing into *buf) and successful, and the caller clears
@@ -376,8 +346,8 @@ static int coll_query(coll_vtab *vt, const tn_coll_query *q, tn_wr *buf, tn_resp
     if (code != TN_SUCCESS || qb.oom) {
         tn_wr_free(&qb);
         if (code == TN_CLIENT_REQ_ERROR) {
-            set_error(vt, "tarn: CLIENT_REQ_ERROR: query on '%s' is above the limits (at most %u IN values)",
-                      vt->name, TN_COLL_MAX_IN);
+            tn_vtab_error(&vt->vb, "tarn: CLIENT_REQ_ERROR: query on '%s' is above the limits (at most %u IN values)",
+                          vt->name, TN_COLL_MAX_IN);
             return SQLITE_TOOBIG;
         }
         return SQLITE_NOMEM;
@@ -393,15 +363,15 @@ static int coll_query(coll_vtab *vt, const tn_coll_query *q, tn_wr *buf, tn_resp
     if (code != TN_SUCCESS) {
         tn_resp_clear(resp);
         if (code == TN_NOMEM) return SQLITE_NOMEM;
-        set_error(vt, "tarn: %s: malformed answer from %s (op code %s)", tn_code_name(code),
-                  tn_client_target(vt->client), tn_code_name(r->code));
+        tn_vtab_error(&vt->vb, "tarn: %s: malformed answer from %s (op code %s)", tn_code_name(code),
+                      tn_client_target(vt->vb.client), tn_code_name(r->code));
         return SQLITE_ERROR;
     }
     if (res->code != TN_SUCCESS) {
         if (res->code == TN_NO_SUCH_COLLECTION)
-            set_error(vt, "tarn: NO_SUCH_COLLECTION: collection '%s' does not exist (dropped?)", vt->name);
+            tn_vtab_error(&vt->vb, "tarn: NO_SUCH_COLLECTION: collection '%s' does not exist (dropped?)", vt->name);
         else
-            set_error(vt, "tarn: %s: %.*s", tn_code_name(res->code), (int)res->message_len, res->message);
+            tn_vtab_error(&vt->vb, "tarn: %s: %.*s", tn_code_name(res->code), (int)res->message_len, res->message);
         rc = res->code == TN_TOO_LARGE ? SQLITE_TOOBIG : SQLITE_ERROR;
         tn_coll_result_clear(res);
         tn_resp_clear(resp);
@@ -414,15 +384,15 @@ static int coll_query(coll_vtab *vt, const tn_coll_query *q, tn_wr *buf, tn_resp
 static void refresh_stats(coll_vtab *vt)
 {
     int64_t now = tn_mono_ms();
-    uint64_t commits = tn_txn_commits(vt->txn);
+    uint64_t commits = tn_txn_commits(vt->vb.txn);
     if (vt->have_stats && now - vt->stats_ms < TN_COLL_STATS_TTL_MS && commits == vt->stats_commits) return;
     tn_coll_query q = {.kind = TN_QUERY_STATS, .order_col = TN_QUERY_NO_ORDER};
     tn_wr buf;
     tn_resp resp;
     tn_coll_result res;
     tn_wr_init(&buf);
-    char *saved = vt->base.zErrMsg; /* planning must not leave a stale message behind */
-    vt->base.zErrMsg = NULL;
+    char *saved = vt->vb.base.zErrMsg; /* planning must not leave a stale message behind */
+    vt->vb.base.zErrMsg = NULL;
     if (coll_query(vt, &q, &buf, &resp, &res) == SQLITE_OK) {
         tn_coll_stats_clear(&vt->stats);
         vt->stats = res.stats; /* take the array */
@@ -434,8 +404,8 @@ static void refresh_stats(coll_vtab *vt)
         tn_coll_result_clear(&res);
         tn_resp_clear(&resp);
     }
-    sqlite3_free(vt->base.zErrMsg);
-    vt->base.zErrMsg = saved;
+    sqlite3_free(vt->vb.base.zErrMsg);
+    vt->vb.base.zErrMsg = saved;
     tn_wr_free(&buf);
 }
 
@@ -530,9 +500,7 @@ nomem:
 static void vtab_free(coll_vtab *vt)
 {
     if (!vt) return;
-    tn_readset_clear(&vt->reads);
-    if (vt->txn) tn_txn_release(vt->ctx->txns, vt->txn);
-    if (vt->client) tn_conn_release(vt->ctx->conn, vt->client);
+    tn_vtab_base_close(&vt->vb);
     for (size_t i = 0; i < vt->schema.n_cols; i++) sqlite3_free((char *)vt->schema.cols[i].name);
     sqlite3_free(vt->schema.cols);
     tn_coll_stats_clear(&vt->stats);
@@ -546,7 +514,6 @@ static void vtab_free(coll_vtab *vt)
     sqlite3_free(vt->plain_vals);
     sqlite3_free(vt->name);
     sqlite3_free(vt->table);
-    sqlite3_free(vt->base.zErrMsg);
     sqlite3_free(vt);
 }
 
@@ -568,7 +535,7 @@ static int create_collection(coll_vtab *vt, char **err)
     rc = coll_call(vt, &op, &buf, &resp);
     tn_wr_free(&payload);
     if (rc != SQLITE_OK) {
-        *err = sqlite3_mprintf("%s", vt->base.zErrMsg ? vt->base.zErrMsg : "tarn: request failed");
+        *err = sqlite3_mprintf("%s", vt->vb.base.zErrMsg ? vt->vb.base.zErrMsg : "tarn: request failed");
         tn_wr_free(&buf);
         return rc;
     }
@@ -604,9 +571,7 @@ static int coll_connect(sqlite3 *db, void *aux, int argc, const char *const *arg
     vt = sqlite3_malloc(sizeof *vt);
     if (!vt) { rc = SQLITE_NOMEM; goto fail; }
     memset(vt, 0, sizeof *vt);
-    vt->db = db;
-    vt->ctx = ctx;
-    tn_readset_init(&vt->reads);
+    tn_vtab_base_init(&vt->vb, db, ctx->txns);
     tn_rowpack_scratch_init(&vt->pack);
     tn_wr_init(&vt->payload);
     vt->table = sqlite3_mprintf("%s", argv[2]);
@@ -666,36 +631,20 @@ static int coll_connect(sqlite3 *db, void *aux, int argc, const char *const *arg
         goto fail;
     }
 
-    if (d.data_dir && d.cluster) {
-        *err = sqlite3_mprintf("tarn: options 'data' and 'cluster' exclude each other (a cluster keeps its data "
-                               "on its members)");
-        rc = SQLITE_ERROR;
-        goto fail;
-    }
-    /* A persistent engine is named by its directory unless engine= names it. */
-    if (d.data_dir && !d.engine && !(d.engine = sqlite3_mprintf("%s", d.data_dir))) {
-        rc = SQLITE_NOMEM;
-        goto fail;
-    }
-    /* An explicit engine= names the embedded engine; otherwise the connection default applies. */
-    const char *cluster = d.cluster ? d.cluster : d.engine ? NULL : tn_conn_default_cluster(ctx->conn);
-    tn_client_opts opts = {.token = d.token, .timeout_ms = d.timeout_ms, .stale_reads = d.stale_reads,
-                           .data_dir = d.data_dir};
-    rc = tn_conn_client_opts(ctx->conn, cluster, d.engine ? d.engine : "default", &opts, &vt->client, err);
+    tn_vtab_target target = {.cluster = d.cluster, .engine = d.engine, .data_dir = d.data_dir, .token = d.token,
+                             .timeout_ms = d.timeout_ms, .stale_reads = d.stale_reads};
+    rc = tn_vtab_base_open(&vt->vb, "tarn", &target, err);
     if (rc != SQLITE_OK) goto fail;
-    if (tn_txn_acquire(ctx->txns, vt->client, &vt->txn) != TN_SUCCESS ||
-        tn_txn_collection(vt->txn, vt->name, vt->schema.cols[vt->pk_col].name, &vt->txn_coll) != TN_SUCCESS) {
+    if (tn_txn_collection(vt->vb.txn, vt->name, vt->schema.cols[vt->pk_col].name, &vt->txn_coll) != TN_SUCCESS) {
         rc = SQLITE_NOMEM;
         goto fail;
     }
     rc = create_collection(vt, err);
     if (rc != SQLITE_OK) goto fail;
-    sqlite3_vtab_config(db, SQLITE_VTAB_CONSTRAINT_SUPPORT, 1);
-    sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
-    sqlite3_free(vt->base.zErrMsg);
-    vt->base.zErrMsg = NULL;
+    sqlite3_free(vt->vb.base.zErrMsg);
+    vt->vb.base.zErrMsg = NULL;
     decl_free(&d);
-    *out = &vt->base;
+    *out = &vt->vb.base;
     return SQLITE_OK;
 fail:
     if (sql) sqlite3_free(sqlite3_str_finish(sql));
@@ -1091,18 +1040,11 @@ static int coll_close(sqlite3_vtab_cursor *base)
     return SQLITE_OK;
 }
 
-/* Whether reads of this statement belong to a transaction (recorded in its read set): inside BEGIN …
- * COMMIT, or a statement that writes (xBegin was called). */
-static int recording(const coll_vtab *vt)
-{
-    return vt->in_txn || tn_txn_active(vt->txn) || !sqlite3_get_autocommit(vt->db);
-}
-
 /* Inside a write transaction, remembers the revision of the row the cursor is on (UpdateIf). */
 static int remember_row(coll_cursor *cur)
 {
     coll_vtab *vt = (coll_vtab *)cur->base.pVtab;
-    if (!recording(vt) || cur->eof) return SQLITE_OK;
+    if (!tn_vtab_recording(&vt->vb) || cur->eof) return SQLITE_OK;
     if (cur->mat && cur->own[cur->i]) return SQLITE_OK; /* the transaction's own row: no revision */
     const tn_coll_rrow *row = cur_row(cur);
     uint8_t kb[32];
@@ -1111,7 +1053,7 @@ static int remember_row(coll_cursor *cur)
     tn_val_encode(&row->pk, &w);
     if (w.oom) return SQLITE_NOMEM;
     tn_read_info info = {.rev = row->rev};
-    int rc = tn_readset_put(&vt->reads, w.p, w.len, &info);
+    int rc = tn_readset_put(&vt->vb.reads, w.p, w.len, &info);
     (void)kb;
     tn_wr_free(&w);
     return rc;
@@ -1233,15 +1175,6 @@ static int build_query(coll_vtab *vt, const plan *p, int idx_num, int argc, sqli
 }
 
 /* ---- read-your-writes and the read set ---------------------------------------------------------- */
-
-static int txn_rc(coll_vtab *vt, int code)
-{
-    if (code == TN_SUCCESS) return SQLITE_OK;
-    if (code == TN_NOMEM) return SQLITE_NOMEM;
-    set_error(vt, "tarn: %s: the transaction's read set of '%s' cannot grow (request limit)", tn_code_name(code),
-              vt->name);
-    return code == TN_TOO_LARGE ? SQLITE_TOOBIG : SQLITE_ERROR;
-}
 
 /* Value of schema column col in row (pk or index slot). */
 static const tn_val *row_col(const coll_vtab *vt, const tn_coll_rrow *row, uint32_t col)
@@ -1416,12 +1349,12 @@ static int merge_own(coll_cursor *cur, coll_vtab *vt, const tn_coll_query *q, co
     for (size_t k = 0; k < cur->res.n_rows && rc == SQLITE_OK; k++) {
         const tn_coll_rrow *row = &cur->res.rows[k];
         int written = 0;
-        tn_txn_row_state(vt->txn, vt->txn_coll, &row->pk, &written);
+        tn_txn_row_state(vt->vb.txn, vt->txn_coll, &row->pk, &written);
         if (!written) rc = push_row(cur, row, 0);
     }
     if (rc != SQLITE_OK) goto done;
     own_arg a = {.cur = cur, .offs = &offs};
-    if (tn_txn_each_written(vt->txn, vt->txn_coll, collect_own, &a) || offs.oom || cur->own_bytes.oom) {
+    if (tn_txn_each_written(vt->vb.txn, vt->txn_coll, collect_own, &a) || offs.oom || cur->own_bytes.oom) {
         rc = SQLITE_NOMEM;
         goto done;
     }
@@ -1466,7 +1399,8 @@ static int record_reads(coll_vtab *vt, const tn_coll_query *q, const tn_coll_res
     int point = pr && pr->column == vt->pk_col && (pr->op == TN_PRED_EQ || pr->op == TN_PRED_IN) &&
                 !q->has_limit && !q->has_offset;
     if (!point)
-        return txn_rc(vt, tn_txn_read_range(vt->txn, vt->txn_coll, q->preds, q->n_preds, res->revision));
+        return tn_vtab_read_noted(&vt->vb, tn_txn_read_range(vt->vb.txn, vt->txn_coll, q->preds, q->n_preds,
+                                                             res->revision), vt->name);
     size_t n = pr->op == TN_PRED_EQ ? 1 : pr->n_in;
     const tn_val *vals = pr->op == TN_PRED_EQ ? &pr->v : pr->in;
     tn_wr w;
@@ -1474,7 +1408,7 @@ static int record_reads(coll_vtab *vt, const tn_coll_query *q, const tn_coll_res
     int rc = SQLITE_OK;
     for (size_t k = 0; k < n && rc == SQLITE_OK; k++) {
         int written = 0;
-        tn_txn_row_state(vt->txn, vt->txn_coll, &vals[k], &written);
+        tn_txn_row_state(vt->vb.txn, vt->txn_coll, &vals[k], &written);
         if (written) continue;
         uint64_t rev = 0;
         for (size_t j = 0; j < res->n_rows; j++)
@@ -1482,7 +1416,7 @@ static int record_reads(coll_vtab *vt, const tn_coll_query *q, const tn_coll_res
         w.len = 0;
         tn_val_encode(&vals[k], &w);
         if (w.oom) rc = SQLITE_NOMEM;
-        else rc = txn_rc(vt, tn_txn_read(vt->txn, vt->txn_coll, w.p, w.len, rev));
+        else rc = tn_vtab_read_noted(&vt->vb, tn_txn_read(vt->vb.txn, vt->txn_coll, w.p, w.len, rev), vt->name);
     }
     tn_wr_free(&w);
     return rc;
@@ -1501,13 +1435,11 @@ static int coll_filter(sqlite3_vtab_cursor *base, int idx_num, const char *idx_s
 
     cursor_reset(cur);
     if (plan_parse(vt, idx_str, &p) != 0) {
-        set_error(vt, "tarn: INTERNAL: cannot parse plan '%s'", idx_str ? idx_str : "(null)");
+        tn_vtab_error(&vt->vb, "tarn: INTERNAL: cannot parse plan '%s'", idx_str ? idx_str : "(null)");
         return SQLITE_ERROR;
     }
-    int rec = recording(vt);
-    int overlay = tn_txn_table_pending(vt->txn, vt->txn_coll) > 0;
-    if (!rec && !overlay && tn_txn_reads(vt->txn) && !tn_txn_pending(vt->txn))
-        tn_txn_reads_clear(vt->txn); /* left by a read-only transaction that has ended */
+    int overlay = tn_txn_table_pending(vt->vb.txn, vt->txn_coll) > 0;
+    int rec = tn_vtab_filter_start(&vt->vb, overlay);
     rc = build_query(vt, &p, idx_num, argc, argv, &a, preds, &q, &empty);
     if (rc == SQLITE_OK && !empty) {
         tn_coll_query sent = q;
@@ -1532,7 +1464,7 @@ static int coll_filter(sqlite3_vtab_cursor *base, int idx_num, const char *idx_s
             }
         }
     } else if (rc == SQLITE_ERROR) {
-        set_error(vt, "tarn: INTERNAL: plan '%s' does not match its %d arguments", idx_str, argc);
+        tn_vtab_error(&vt->vb, "tarn: INTERNAL: plan '%s' does not match its %d arguments", idx_str, argc);
     }
     arena_free(&a);
     return rc;
@@ -1577,9 +1509,9 @@ static int coll_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col)
             if (code == TN_NOMEM) return SQLITE_NOMEM;
             char pk[80];
             tn_val_format(&row->pk, pk, sizeof pk);
-            set_error(vt, "tarn: corrupt row payload in '%s' (row %s=%s)", vt->name,
-                      vt->schema.cols[vt->pk_col].name, pk);
-            sqlite3_result_error(ctx, vt->base.zErrMsg, -1);
+            tn_vtab_error(&vt->vb, "tarn: corrupt row payload in '%s' (row %s=%s)", vt->name,
+                          vt->schema.cols[vt->pk_col].name, pk);
+            sqlite3_result_error(ctx, vt->vb.base.zErrMsg, -1);
             return SQLITE_CORRUPT_VTAB;
         }
         cur->unpacked = 1;
@@ -1627,7 +1559,7 @@ static int read_rev(coll_vtab *vt, const tn_val *pk, uint64_t *rev)
  * it had to be read (0 when known from the buffer or absent); *from_store: 1 when read. */
 static int row_exists(coll_vtab *vt, const tn_val *pk, int *exists, uint64_t *rev, int *from_store)
 {
-    int state = tn_txn_row_state(vt->txn, vt->txn_coll, pk, NULL);
+    int state = tn_txn_row_state(vt->vb.txn, vt->txn_coll, pk, NULL);
     *rev = 0;
     *from_store = 0;
     if (state != TN_TXN_ROW_UNKNOWN) {
@@ -1642,17 +1574,7 @@ static int row_exists(coll_vtab *vt, const tn_val *pk, int *exists, uint64_t *re
 
 static int add_op(coll_vtab *vt, const tn_coll_row_op *op)
 {
-    int code = tn_txn_add(vt->txn, vt->txn_coll, op);
-    if (code == TN_SUCCESS) return SQLITE_OK;
-    if (code == TN_NOMEM) return SQLITE_NOMEM;
-    if (code == TN_TOO_LARGE) {
-        set_error(vt, "tarn: TOO_LARGE: the transaction's buffered writes (%llu ops, %llu bytes) would exceed the "
-                  "%u-byte request limit; commit in smaller transactions", (unsigned long long)tn_txn_pending(vt->txn),
-                  (unsigned long long)tn_txn_bytes(vt->txn), TN_WIRE_MAX_MESSAGE);
-        return SQLITE_TOOBIG;
-    }
-    set_error(vt, "tarn: %s: row op on '%s' rejected", tn_code_name(code), vt->name);
-    return SQLITE_ERROR;
+    return tn_vtab_buffered(&vt->vb, tn_txn_add(vt->vb.txn, vt->txn_coll, op), "row op on '%s'", vt->name);
 }
 
 /* Converts the new row (argv[2..]) into vt->row_vals / idx_vals and packs the payload into vt->payload.
@@ -1669,20 +1591,20 @@ static int build_row(coll_vtab *vt, sqlite3_value **cols, const tn_val *old_pk, 
         if (rc) return rc;
         const tn_val *v = &vt->row_vals[c];
         if (vt->plain_of[c] < 0 && (v->type == TN_V_TEXT || v->type == TN_V_BLOB) && v->n > TN_COLL_MAX_INDEX_VALUE) {
-            set_error(vt, "tarn: TOO_LARGE: value of %s.%s is %u bytes; key and index values are limited to %u",
-                      vt->table, vt->schema.cols[c].name, v->n, TN_COLL_MAX_INDEX_VALUE);
+            tn_vtab_error(&vt->vb, "tarn: TOO_LARGE: value of %s.%s is %u bytes; key and index values are limited "
+                          "to %u", vt->table, vt->schema.cols[c].name, v->n, TN_COLL_MAX_INDEX_VALUE);
             return SQLITE_TOOBIG;
         }
     }
     const tn_val *pk = &vt->row_vals[vt->pk_col];
     if (pk->type == TN_V_NULL) {
-        set_error(vt, "NOT NULL constraint failed: %s.%s", vt->table, pkname);
+        tn_vtab_error(&vt->vb, "NOT NULL constraint failed: %s.%s", vt->table, pkname);
         return SQLITE_CONSTRAINT;
     }
     int want = vt->schema.cols[vt->pk_col].type == TN_T_INTEGER ? TN_V_INT : TN_V_TEXT;
     if (pk->type != want) {
-        set_error(vt, "tarn: datatype mismatch: %s.%s must be %s", vt->table, pkname,
-                  want == TN_V_INT ? "an integer" : "text");
+        tn_vtab_error(&vt->vb, "tarn: datatype mismatch: %s.%s must be %s", vt->table, pkname,
+                      want == TN_V_INT ? "an integer" : "text");
         return SQLITE_MISMATCH;
     }
     for (size_t c = 0; c < vt->schema.n_cols; c++) {
@@ -1694,7 +1616,7 @@ static int build_row(coll_vtab *vt, sqlite3_value **cols, const tn_val *old_pk, 
     int code = tn_rowpack_encode(vt->plain_vals, vt->n_plain, vt->schema.compress == TN_COMPRESS_LZ4, &vt->pack,
                                  &vt->payload);
     if (code == TN_TOO_LARGE) {
-        set_error(vt, "tarn: TOO_LARGE: row payload of '%s' above %u bytes", vt->name, TN_COLL_MAX_PAYLOAD);
+        tn_vtab_error(&vt->vb, "tarn: TOO_LARGE: row payload of '%s' above %u bytes", vt->name, TN_COLL_MAX_PAYLOAD);
         return SQLITE_TOOBIG;
     }
     return code == TN_SUCCESS ? SQLITE_OK : SQLITE_NOMEM;
@@ -1703,8 +1625,8 @@ static int build_row(coll_vtab *vt, sqlite3_value **cols, const tn_val *old_pk, 
 static int exists_error(coll_vtab *vt, const tn_val *pk)
 {
     char buf[128];
-    set_error(vt, "tarn: ROW_EXISTS: row %s=%s of '%s' already exists", vt->schema.cols[vt->pk_col].name,
-              pk_text(vt, pk, buf, sizeof buf), vt->name);
+    tn_vtab_error(&vt->vb, "tarn: ROW_EXISTS: row %s=%s of '%s' already exists", vt->schema.cols[vt->pk_col].name,
+                  pk_text(vt, pk, buf, sizeof buf), vt->name);
     return SQLITE_CONSTRAINT;
 }
 
@@ -1715,14 +1637,14 @@ static int do_insert(coll_vtab *vt, sqlite3_value **cols, arena *a)
     const tn_val *pk = &vt->row_vals[vt->pk_col];
     tn_coll_row_op op = {.mode = TN_ROW_INSERT, .pk = *pk, .idx = vt->idx_vals, .n_idx = vt->n_idx,
                          .payload = vt->payload.p, .payload_len = vt->payload.len};
-    int conflict = sqlite3_vtab_on_conflict(vt->db);
+    int conflict = sqlite3_vtab_on_conflict(vt->vb.db);
     if (conflict == SQLITE_REPLACE) {
         op.mode = TN_ROW_UPSERT;
         return add_op(vt, &op);
     }
     if (conflict == SQLITE_ABORT) {
         /* Checked by the commit; a key written earlier in this transaction fails now. */
-        if (tn_txn_row_state(vt->txn, vt->txn_coll, pk, NULL) == TN_TXN_ROW_PRESENT) return exists_error(vt, pk);
+        if (tn_txn_row_state(vt->vb.txn, vt->txn_coll, pk, NULL) == TN_TXN_ROW_PRESENT) return exists_error(vt, pk);
         return add_op(vt, &op);
     }
     /* IGNORE, FAIL, ROLLBACK: decide now. */
@@ -1753,7 +1675,7 @@ static int seen_rev(coll_vtab *vt, const tn_val *pk, uint64_t *rev)
     tn_wr_init(&w);
     tn_val_encode(pk, &w);
     if (w.oom) return SQLITE_NOMEM;
-    const tn_read_info *info = tn_readset_get(&vt->reads, w.p, w.len);
+    const tn_read_info *info = tn_readset_get(&vt->vb.reads, w.p, w.len);
     *rev = info ? info->rev : 0;
     tn_wr_free(&w);
     return SQLITE_OK;
@@ -1768,7 +1690,7 @@ static int do_delete(coll_vtab *vt, sqlite3_value *old, arena *a)
     if (rc || (rc = seen_rev(vt, &pk, &rev))) return rc;
     /* A row this transaction already changed is deleted whatever its revision: the earlier op carries
      * the check against what was read. */
-    tn_txn_row_state(vt->txn, vt->txn_coll, &pk, &written);
+    tn_txn_row_state(vt->vb.txn, vt->txn_coll, &pk, &written);
     tn_coll_row_op op = {.mode = TN_ROW_DELETE, .pk = pk, .expect_rev = written ? 0 : rev};
     return add_op(vt, &op);
 }
@@ -1781,13 +1703,13 @@ static int do_update(coll_vtab *vt, sqlite3_value *old, sqlite3_value **cols, ar
     char buf[128];
     int rc = to_val(old, col_affinity(vt->schema.cols[vt->pk_col].type), a, &old_pk);
     if (rc || (rc = seen_rev(vt, &old_pk, &rev))) return rc;
-    tn_txn_row_state(vt->txn, vt->txn_coll, &old_pk, &written);
+    tn_txn_row_state(vt->vb.txn, vt->txn_coll, &old_pk, &written);
     /* A row this transaction already wrote is updated whatever its revision: its earlier op (and the read
      * set) carry the checks against what was read; the statement read the transaction's own image. */
     if (written) rev = 0;
     else if (!rev) {
-        set_error(vt, "tarn: INTERNAL: no read revision for row %s of '%s'", pk_text(vt, &old_pk, buf, sizeof buf),
-                  vt->name);
+        tn_vtab_error(&vt->vb, "tarn: INTERNAL: no read revision for row %s of '%s'",
+                      pk_text(vt, &old_pk, buf, sizeof buf), vt->name);
         return SQLITE_ERROR;
     }
     rc = build_row(vt, cols, &old_pk, a);
@@ -1795,13 +1717,13 @@ static int do_update(coll_vtab *vt, sqlite3_value *old, sqlite3_value **cols, ar
     const tn_val *pk = &vt->row_vals[vt->pk_col];
     if (tn_val_cmp(pk, &old_pk) != 0) {
         /* The key moves: the new key must be free (by the conflict clause). */
-        int conflict = sqlite3_vtab_on_conflict(vt->db);
+        int conflict = sqlite3_vtab_on_conflict(vt->vb.db);
         if (conflict == SQLITE_REPLACE) {
             tn_coll_row_op del = {.mode = TN_ROW_DELETE, .pk = *pk, .expect_rev = 0};
             rc = add_op(vt, &del);
             if (rc) return rc;
         } else if (conflict == SQLITE_ABORT) {
-            if (tn_txn_row_state(vt->txn, vt->txn_coll, pk, NULL) == TN_TXN_ROW_PRESENT) return exists_error(vt, pk);
+            if (tn_txn_row_state(vt->vb.txn, vt->txn_coll, pk, NULL) == TN_TXN_ROW_PRESENT) return exists_error(vt, pk);
         } else {
             int exists, from_store;
             uint64_t nrev;
@@ -1832,59 +1754,6 @@ static int coll_update(sqlite3_vtab *base, int argc, sqlite3_value **argv, sqlit
     return rc;
 }
 
-/* ---- transactions ------------------------------------------------------------------------------- */
-
-static int coll_begin(sqlite3_vtab *base)
-{
-    coll_vtab *vt = (coll_vtab *)base;
-    tn_readset_clear(&vt->reads);
-    vt->in_txn = 1;
-    tn_txn_set_active(vt->txn);
-    return SQLITE_OK;
-}
-
-static int coll_sync(sqlite3_vtab *base)
-{
-    coll_vtab *vt = (coll_vtab *)base;
-    char *msg = NULL;
-    int rc = tn_txn_commit(vt->txn, &msg);
-    if (rc != SQLITE_OK) {
-        sqlite3_free(vt->base.zErrMsg);
-        vt->base.zErrMsg = msg;
-    } else {
-        sqlite3_free(msg);
-    }
-    return rc;
-}
-
-static int coll_end(sqlite3_vtab *base)
-{
-    coll_vtab *vt = (coll_vtab *)base;
-    tn_txn_clear(vt->txn);
-    tn_readset_clear(&vt->reads);
-    vt->in_txn = 0;
-    return SQLITE_OK;
-}
-
-static int coll_savepoint(sqlite3_vtab *base, int level)
-{
-    coll_vtab *vt = (coll_vtab *)base;
-    return tn_txn_savepoint(vt->txn, level) == TN_SUCCESS ? SQLITE_OK : SQLITE_NOMEM;
-}
-
-static int coll_release(sqlite3_vtab *base, int level)
-{
-    coll_vtab *vt = (coll_vtab *)base;
-    tn_txn_release_savepoint(vt->txn, level);
-    return SQLITE_OK;
-}
-
-static int coll_rollback_to(sqlite3_vtab *base, int level)
-{
-    coll_vtab *vt = (coll_vtab *)base;
-    return tn_txn_rollback_to(vt->txn, level) == TN_SUCCESS ? SQLITE_OK : SQLITE_NOMEM;
-}
-
 static sqlite3_module coll_module = {
     .iVersion = 3,
     .xCreate = coll_connect,
@@ -1900,13 +1769,13 @@ static sqlite3_module coll_module = {
     .xColumn = coll_column,
     .xRowid = coll_rowid,
     .xUpdate = coll_update,
-    .xBegin = coll_begin,
-    .xSync = coll_sync,
-    .xCommit = coll_end,
-    .xRollback = coll_end,
-    .xSavepoint = coll_savepoint,
-    .xRelease = coll_release,
-    .xRollbackTo = coll_rollback_to,
+    .xBegin = tn_vtab_xbegin,
+    .xSync = tn_vtab_xsync,             /* the commit point (vtab_base.h) */
+    .xCommit = tn_vtab_xend,
+    .xRollback = tn_vtab_xend,
+    .xSavepoint = tn_vtab_xsavepoint,
+    .xRelease = tn_vtab_xrelease,
+    .xRollbackTo = tn_vtab_xrollback_to,
 };
 
 /* ---- tarn_drop_collection('name' [, 'engine-or-cluster-urls']) ------------------------------------ */
