@@ -19,6 +19,7 @@ SQLITE_EXTENSION_INIT3
 #include <string.h>
 
 #include "readset.h"
+#include "sql_code.h"
 #include "tn_code.h"
 #include "wire.h"
 
@@ -703,36 +704,16 @@ typedef struct op_src {
     size_t kvop_len;
 } op_src;
 
-static int code_to_sqlite(int code)
-{
-    switch (code) {
-    case TN_ROW_EXISTS: case TN_VALUE_EXISTS: case TN_DIR_EXISTS: case TN_HAS_CHILDREN:
-        return SQLITE_CONSTRAINT;
-    case TN_REVISION_MISMATCH: case TN_TXN_CONFLICT: case TN_CAS_MISMATCH: case TN_NOT_LEADER:
-    case TN_UNAVAILABLE: case TN_TIMEOUT:
-        return SQLITE_BUSY;
-    case TN_NOT_OWNER:
-        return SQLITE_PERM;
-    case TN_NOMEM:
-        return SQLITE_NOMEM;
-    case TN_TOO_LARGE:
-        return SQLITE_TOOBIG;
-    default:
-        return SQLITE_ERROR;
-    }
-}
-
-/* Message for a failed tree op. */
+/* Message for a failed tree op. The code is mapped by tn_code_to_sqlite, except that a failed read check,
+ * or a conditional op whose node is gone, is a conflict: SQLITE_BUSY (docs/transactions.md). */
 static char *kv_message(const uint8_t *kvop, size_t len, int code, int *sqlite_rc)
 {
     tn_op o;
-    if (tn_txn_kv_decode(kvop, len, &o) != TN_SUCCESS) {
-        *sqlite_rc = SQLITE_ERROR;
+    *sqlite_rc = tn_code_to_sqlite(code);
+    if (tn_txn_kv_decode(kvop, len, &o) != TN_SUCCESS)
         return sqlite3_mprintf("tarn: %s: commit failed", tn_code_name(code));
-    }
     int klen = o.key_len > 200 ? 200 : (int)o.key_len;
     const char *why;
-    *sqlite_rc = code_to_sqlite(code);
     if (o.opcode == TN_OP_KV_CHECK) {
         *sqlite_rc = SQLITE_BUSY;
         if (o.cond == TN_COND_ABSENT) why = "was created since it was read as absent";
@@ -765,7 +746,8 @@ static char *kv_message(const uint8_t *kvop, size_t len, int code, int *sqlite_r
                            o.key_len > 200 ? "…" : "", why);
 }
 
-/* Message for a failed row op (decoded from its bytes). */
+/* Message for a failed row op (decoded from its bytes). The code is mapped by tn_code_to_sqlite, except
+ * that a row read (CHECK) or updated/deleted (UpdateIf) that is gone since is a conflict: SQLITE_BUSY. */
 static char *row_message(const tn_txn *t, uint32_t coll, const uint8_t *op, size_t len, int code,
                          const char *server_msg, size_t server_len, int *sqlite_rc)
 {
@@ -786,13 +768,12 @@ static char *row_message(const tn_txn *t, uint32_t coll, const uint8_t *op, size
         }
     }
     const char *why;
+    *sqlite_rc = tn_code_to_sqlite(code);
     switch (code) {
     case TN_ROW_EXISTS:
-        *sqlite_rc = SQLITE_CONSTRAINT;
         why = "already exists";
         break;
     case TN_REVISION_MISMATCH:
-        *sqlite_rc = SQLITE_BUSY;
         why = mode == TN_ROW_CHECK && rev == 0 ? "was added since it was read as absent" : "changed since it was read";
         break;
     case TN_NOT_FOUND:
@@ -800,7 +781,6 @@ static char *row_message(const tn_txn *t, uint32_t coll, const uint8_t *op, size
         why = "was deleted since it was read";
         break;
     case TN_TXN_CONFLICT:
-        *sqlite_rc = SQLITE_BUSY;
         if (mode == TN_ROW_RANGE_CHECK)
             return sqlite3_mprintf("tarn: TXN_CONFLICT: rows of '%s' read by a range query changed since they "
                                    "were read%s%.*s", tc->name, server_len ? " (" : "", (int)server_len,
@@ -808,11 +788,9 @@ static char *row_message(const tn_txn *t, uint32_t coll, const uint8_t *op, size
         why = "conflicts with a concurrent change";
         break;
     case TN_NOMEM:
-        *sqlite_rc = SQLITE_NOMEM;
         why = "could not be written (out of memory)";
         break;
     default:
-        *sqlite_rc = SQLITE_ERROR;
         return sqlite3_mprintf("tarn: %s: '%s': %.*s", tn_code_name(code), tc->name, (int)server_len,
                                server_msg ? server_msg : "");
     }
@@ -922,7 +900,7 @@ int tn_txn_commit(tn_txn *t, char **errmsg)
         goto done;
     }
     if (code != TN_SUCCESS) {
-        rc = code == TN_NOMEM ? SQLITE_NOMEM : SQLITE_ERROR;
+        rc = tn_code_to_sqlite(code);
         if (rc != SQLITE_NOMEM)
             *errmsg = sqlite3_mprintf("tarn: %s: the transaction could not be encoded", tn_code_name(code));
         goto done;
@@ -931,6 +909,8 @@ int tn_txn_commit(tn_txn *t, char **errmsg)
     code = tn_client_call(t->client, &reqb, &respb);
     if (code == TN_SUCCESS) code = tn_resp_decode(respb.p, respb.len, &resp);
     if (code != TN_SUCCESS) {
+        /* No answer: whether the store applied the commit is unknown, which docs/transactions.md reports as
+         * SQLITE_BUSY whatever the transport said (the commit's own TOO_LARGE was caught above). */
         rc = code == TN_NOMEM ? SQLITE_NOMEM : SQLITE_BUSY;
         const char *why = tn_client_last_error(t->client);
         if (why)
@@ -944,8 +924,7 @@ int tn_txn_commit(tn_txn *t, char **errmsg)
     }
     have_resp = 1;
     if (resp.code != TN_SUCCESS) {
-        rc = code_to_sqlite(resp.code);
-        if (rc == SQLITE_CONSTRAINT || rc == SQLITE_PERM) rc = SQLITE_ERROR;
+        rc = tn_code_to_sqlite(resp.code);
         *errmsg = sqlite3_mprintf("tarn: %s: commit failed: %.*s", tn_code_name(resp.code),
                                   (int)resp.message_len, (const char *)resp.message);
         goto done;
@@ -985,7 +964,7 @@ int tn_txn_commit(tn_txn *t, char **errmsg)
             size_t ml = wr.message ? wr.message_len : 0;
             *errmsg = sqlite3_mprintf("tarn: %s: commit to '%s' failed%s%.*s", tn_code_name(res->code),
                                       t->colls[ch->coll].name, ml ? ": " : "", (int)ml, m);
-            rc = code_to_sqlite(res->code);
+            rc = tn_code_to_sqlite(res->code);
         }
         tn_coll_write_result_clear(&wr);
         goto done;

@@ -84,6 +84,7 @@ SQLITE_EXTENSION_INIT3
 #include "readset.h"
 #include "vtab_args.h"
 #include "rowpack.h"
+#include "sql_code.h"
 #include "tn_code.h"
 #include "txn.h"
 #include "vtab_base.h"
@@ -348,7 +349,7 @@ static int coll_query(coll_vtab *vt, const tn_coll_query *q, tn_wr *buf, tn_resp
         if (code == TN_CLIENT_REQ_ERROR) {
             tn_vtab_error(&vt->vb, "tarn: CLIENT_REQ_ERROR: query on '%s' is above the limits (at most %u IN values)",
                           vt->name, TN_COLL_MAX_IN);
-            return SQLITE_TOOBIG;
+            return tn_code_to_sqlite(TN_TOO_LARGE); /* the query is too large to send */
         }
         return SQLITE_NOMEM;
     }
@@ -365,14 +366,14 @@ static int coll_query(coll_vtab *vt, const tn_coll_query *q, tn_wr *buf, tn_resp
         if (code == TN_NOMEM) return SQLITE_NOMEM;
         tn_vtab_error(&vt->vb, "tarn: %s: malformed answer from %s (op code %s)", tn_code_name(code),
                       tn_client_target(vt->vb.client), tn_code_name(r->code));
-        return SQLITE_ERROR;
+        return tn_code_to_sqlite(code);
     }
     if (res->code != TN_SUCCESS) {
         if (res->code == TN_NO_SUCH_COLLECTION)
             tn_vtab_error(&vt->vb, "tarn: NO_SUCH_COLLECTION: collection '%s' does not exist (dropped?)", vt->name);
         else
             tn_vtab_error(&vt->vb, "tarn: %s: %.*s", tn_code_name(res->code), (int)res->message_len, res->message);
-        rc = res->code == TN_TOO_LARGE ? SQLITE_TOOBIG : SQLITE_ERROR;
+        rc = tn_code_to_sqlite(res->code);
         tn_coll_result_clear(res);
         tn_resp_clear(resp);
         return rc;
@@ -550,7 +551,7 @@ static int create_collection(coll_vtab *vt, char **err)
             *err = sqlite3_mprintf("tarn: %s: collection '%s' could not be created", tn_code_name(r->code),
                                    vt->name);
         tn_coll_write_result_clear(&wr);
-        rc = SQLITE_ERROR;
+        rc = tn_code_to_sqlite(r->code);
     }
     tn_resp_clear(&resp);
     tn_wr_free(&buf);
@@ -1593,7 +1594,7 @@ static int build_row(coll_vtab *vt, sqlite3_value **cols, const tn_val *old_pk, 
         if (vt->plain_of[c] < 0 && (v->type == TN_V_TEXT || v->type == TN_V_BLOB) && v->n > TN_COLL_MAX_INDEX_VALUE) {
             tn_vtab_error(&vt->vb, "tarn: TOO_LARGE: value of %s.%s is %u bytes; key and index values are limited "
                           "to %u", vt->table, vt->schema.cols[c].name, v->n, TN_COLL_MAX_INDEX_VALUE);
-            return SQLITE_TOOBIG;
+            return tn_code_to_sqlite(TN_TOO_LARGE);
         }
     }
     const tn_val *pk = &vt->row_vals[vt->pk_col];
@@ -1615,11 +1616,9 @@ static int build_row(coll_vtab *vt, sqlite3_value **cols, const tn_val *old_pk, 
     vt->payload.oom = 0;
     int code = tn_rowpack_encode(vt->plain_vals, vt->n_plain, vt->schema.compress == TN_COMPRESS_LZ4, &vt->pack,
                                  &vt->payload);
-    if (code == TN_TOO_LARGE) {
+    if (code == TN_TOO_LARGE)
         tn_vtab_error(&vt->vb, "tarn: TOO_LARGE: row payload of '%s' above %u bytes", vt->name, TN_COLL_MAX_PAYLOAD);
-        return SQLITE_TOOBIG;
-    }
-    return code == TN_SUCCESS ? SQLITE_OK : SQLITE_NOMEM;
+    return tn_code_to_sqlite(code);
 }
 
 static int exists_error(coll_vtab *vt, const tn_val *pk)
@@ -1627,7 +1626,7 @@ static int exists_error(coll_vtab *vt, const tn_val *pk)
     char buf[128];
     tn_vtab_error(&vt->vb, "tarn: ROW_EXISTS: row %s=%s of '%s' already exists", vt->schema.cols[vt->pk_col].name,
                   pk_text(vt, pk, buf, sizeof buf), vt->name);
-    return SQLITE_CONSTRAINT;
+    return tn_code_to_sqlite(TN_ROW_EXISTS);
 }
 
 static int do_insert(coll_vtab *vt, sqlite3_value **cols, arena *a)
@@ -1826,6 +1825,7 @@ static void fn_drop_collection(sqlite3_context *fctx, int argc, sqlite3_value **
     } else if (!tn_code_ok(code)) {
         char *m = sqlite3_mprintf("tarn: %s: dropping collection '%s' failed", tn_code_name(code), name);
         sqlite3_result_error(fctx, m ? m : "tarn: drop failed", -1);
+        sqlite3_result_error_code(fctx, tn_code_to_sqlite(code));
         sqlite3_free(m);
     } else {
         sqlite3_result_int(fctx, 1);

@@ -41,6 +41,7 @@ SQLITE_EXTENSION_INIT3
 #include "client.h"
 #include "conn.h"
 #include "readset.h"
+#include "sql_code.h"
 #include "tarn_ext.h"
 #include "tn_code.h"
 #include "txn.h"
@@ -92,19 +93,19 @@ typedef struct kv_cursor {
 
 /* ---- helpers ------------------------------------------------------------------------------------ */
 
-/* Maps a per-op failure to an SQLite code and sets a message naming the DtKV code and the key. */
+/* Maps a per-op failure to an SQLite code (tn_code_to_sqlite) and sets a message naming the DtKV code and
+ * the key. */
 static int kv_op_error(kv_vtab *vt, int code, const uint8_t *key, size_t key_len)
 {
     int klen = key_len > 200 ? 200 : (int)key_len;
     const char *more = key_len > 200 ? "…" : "";
     const char *why;
-    int sqlite_rc = SQLITE_ERROR;
     switch (code) {
-    case TN_VALUE_EXISTS: why = "already exists"; sqlite_rc = SQLITE_CONSTRAINT; break;
-    case TN_DIR_EXISTS: why = "is a directory that already exists"; sqlite_rc = SQLITE_CONSTRAINT; break;
-    case TN_HAS_CHILDREN: why = "is not empty"; sqlite_rc = SQLITE_CONSTRAINT; break;
-    case TN_REVISION_MISMATCH: why = "changed since it was read"; sqlite_rc = SQLITE_BUSY; break;
-    case TN_CAS_MISMATCH: why = "does not hold the expected value"; sqlite_rc = SQLITE_BUSY; break;
+    case TN_VALUE_EXISTS: why = "already exists"; break;
+    case TN_DIR_EXISTS: why = "is a directory that already exists"; break;
+    case TN_HAS_CHILDREN: why = "is not empty"; break;
+    case TN_REVISION_MISMATCH: why = "changed since it was read"; break;
+    case TN_CAS_MISMATCH: why = "does not hold the expected value"; break;
     case TN_NOT_FOUND: why = "does not exist"; break;
     case TN_PARENT_DIR_NOT_EXISTS: why = "has no parent directory"; break;
     case TN_PARENT_NOT_DIR: why = "has a parent that is not a directory"; break;
@@ -112,7 +113,7 @@ static int kv_op_error(kv_vtab *vt, int code, const uint8_t *key, size_t key_len
     case TN_INVALID_VALUE: why = "needs a non-empty value"; break;
     case TN_KEY_TOO_LONG: why = "is too long a key"; break;
     case TN_VALUE_TOO_LONG: why = "has too long a value"; break;
-    case TN_NOT_OWNER: why = "is a temp node owned by another session"; sqlite_rc = SQLITE_PERM; break;
+    case TN_NOT_OWNER: why = "is a temp node owned by another session"; break;
     case TN_NOT_TEMP_NODE: why = "is not a temp node"; break;
     case TN_IS_TEMP_NODE: why = "is a temp node (give ttl_ms to change it)"; break;
     case TN_INVALID_TTL: why = "was given an invalid ttl_ms"; break;
@@ -121,7 +122,7 @@ static int kv_op_error(kv_vtab *vt, int code, const uint8_t *key, size_t key_len
     default: why = "failed"; break;
     }
     tn_vtab_error(&vt->vb, "tarn: %s: '%.*s%s' %s", tn_code_name(code), klen, (const char *)key, more, why);
-    return sqlite_rc;
+    return tn_code_to_sqlite(code);
 }
 
 static int bytes_are_text(const uint8_t *p, size_t n)

@@ -7,6 +7,7 @@ SQLITE_EXTENSION_INIT3
 #include <stdarg.h>
 #include <string.h>
 
+#include "sql_code.h"
 #include "tn_code.h"
 
 void tn_vtab_base_init(tn_vtab_base *vb, sqlite3 *db, tn_txn_registry *reg)
@@ -79,14 +80,14 @@ int tn_vtab_call(tn_vtab_base *vb, tn_req *req, tn_wr *buf, tn_resp *resp)
         const char *why = tn_client_last_error(vb->client);
         if (why) tn_vtab_error(vb, "%s", why);
         else tn_vtab_error(vb, "tarn: %s: request to %s failed", tn_code_name(rc), tn_client_target(vb->client));
-        return rc == TN_TIMEOUT || rc == TN_UNAVAILABLE ? SQLITE_BUSY : SQLITE_ERROR;
+        return tn_code_to_sqlite(rc);
     }
     if (resp->code != TN_SUCCESS) {
         /* Read the code before clearing: tn_resp_clear zeroes the response. */
         int code = resp->code;
         tn_vtab_error(vb, "tarn: %s: %.*s", tn_code_name(code), (int)resp->message_len, resp->message);
         tn_resp_clear(resp);
-        return code == TN_TOO_LARGE ? SQLITE_TOOBIG : SQLITE_ERROR;
+        return tn_code_to_sqlite(code);
     }
     return SQLITE_OK;
 }
@@ -106,14 +107,14 @@ int tn_vtab_filter_start(tn_vtab_base *vb, int overlay)
 
 int tn_vtab_buffered(tn_vtab_base *vb, int code, const char *fmt, ...)
 {
-    if (code == TN_SUCCESS) return SQLITE_OK;
-    if (code == TN_NOMEM) return SQLITE_NOMEM;
+    int rc = tn_code_to_sqlite(code);
+    if (rc == SQLITE_OK || rc == SQLITE_NOMEM) return rc;
     if (code == TN_TOO_LARGE) {
         tn_vtab_error(vb, "tarn: TOO_LARGE: the transaction's buffered writes (%llu ops, %llu bytes) would exceed "
                       "the %u-byte request limit; commit in smaller transactions",
                       (unsigned long long)tn_txn_pending(vb->txn), (unsigned long long)tn_txn_bytes(vb->txn),
                       TN_WIRE_MAX_MESSAGE);
-        return SQLITE_TOOBIG;
+        return rc;
     }
     va_list ap;
     va_start(ap, fmt);
@@ -121,19 +122,19 @@ int tn_vtab_buffered(tn_vtab_base *vb, int code, const char *fmt, ...)
     va_end(ap);
     tn_vtab_error(vb, "tarn: %s: %s rejected", tn_code_name(code), what ? what : "write");
     sqlite3_free(what);
-    return SQLITE_ERROR;
+    return rc;
 }
 
 int tn_vtab_read_noted(tn_vtab_base *vb, int code, const char *table)
 {
-    if (code == TN_SUCCESS) return SQLITE_OK;
-    if (code == TN_NOMEM) return SQLITE_NOMEM;
+    int rc = tn_code_to_sqlite(code);
+    if (rc == SQLITE_OK || rc == SQLITE_NOMEM) return rc;
     if (table)
         tn_vtab_error(vb, "tarn: %s: the transaction's read set of '%s' cannot grow (request limit)",
                       tn_code_name(code), table);
     else
         tn_vtab_error(vb, "tarn: %s: the transaction's read set cannot grow (request limit)", tn_code_name(code));
-    return code == TN_TOO_LARGE ? SQLITE_TOOBIG : SQLITE_ERROR;
+    return rc;
 }
 
 /* ---- transaction slots (docs/transactions.md) ---------------------------------------------------- */
@@ -174,7 +175,7 @@ int tn_vtab_xend(sqlite3_vtab *base)
 int tn_vtab_xsavepoint(sqlite3_vtab *base, int level)
 {
     tn_vtab_base *vb = (tn_vtab_base *)base;
-    return tn_txn_savepoint(vb->txn, level) == TN_SUCCESS ? SQLITE_OK : SQLITE_NOMEM;
+    return tn_code_to_sqlite(tn_txn_savepoint(vb->txn, level));
 }
 
 int tn_vtab_xrelease(sqlite3_vtab *base, int level)
@@ -187,5 +188,5 @@ int tn_vtab_xrelease(sqlite3_vtab *base, int level)
 int tn_vtab_xrollback_to(sqlite3_vtab *base, int level)
 {
     tn_vtab_base *vb = (tn_vtab_base *)base;
-    return tn_txn_rollback_to(vb->txn, level) == TN_SUCCESS ? SQLITE_OK : SQLITE_NOMEM;
+    return tn_code_to_sqlite(tn_txn_rollback_to(vb->txn, level));
 }

@@ -77,9 +77,9 @@ void tn_vtab_error(tn_vtab_base *vb, const char *fmt, ...);
 
 /* Sends req (its req_id and client_id are filled in here) and decodes the answer into *resp, which points
  * into *buf (the caller frees buf, and clears resp on SQLITE_OK). On SQLITE_OK the response's own code is
- * SUCCESS; per-op codes are the caller's to read. Failures: SQLITE_NOMEM; the store unreachable
- * (TIMEOUT, UNAVAILABLE) SQLITE_BUSY; a response-level TOO_LARGE SQLITE_TOOBIG; else SQLITE_ERROR, with
- * the message naming the Tarn code. resp is cleared on failure. */
+ * SUCCESS; per-op codes are the caller's to read. A failure to send or decode, or a response-level code,
+ * gives tn_code_to_sqlite of that code (sql_code.h: e.g. the store unreachable SQLITE_BUSY, TOO_LARGE
+ * SQLITE_TOOBIG) and a message naming the Tarn code. resp is cleared on failure. */
 int tn_vtab_call(tn_vtab_base *vb, tn_req *req, tn_wr *buf, tn_resp *resp);
 
 /* Whether this statement's reads belong to a transaction and are recorded in its read set: inside
@@ -90,13 +90,13 @@ int tn_vtab_recording(const tn_vtab_base *vb);
  * transaction that has ended (nothing buffered, not recording, no merge of buffered rows (overlay = 0)). */
 int tn_vtab_filter_start(tn_vtab_base *vb, int overlay);
 
-/* The SQLite code for what tn_txn_add / tn_txn_kv_add returned (`code`), with a message: TOO_LARGE
+/* tn_code_to_sqlite of what tn_txn_add / tn_txn_kv_add returned (`code`), with a message: TOO_LARGE
  * names the buffer's size and the request limit; any other failure says "<what> rejected", what being
  * formatted from fmt (sqlite3_mprintf). */
 int tn_vtab_buffered(tn_vtab_base *vb, int code, const char *fmt, ...);
 
-/* The SQLite code for what tn_txn_read / tn_txn_read_range returned, with a message naming `table` when
- * the read set cannot grow. */
+/* tn_code_to_sqlite of what tn_txn_read / tn_txn_read_range returned, with a message naming `table` (may
+ * be NULL) when the read set cannot grow. */
 int tn_vtab_read_noted(tn_vtab_base *vb, int code, const char *table);
 
 /* Module slots (see the top). */

@@ -15,7 +15,10 @@ from tarn_test_util import connect  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cluster"))
 import harness  # noqa: E402
 
+SQLITE_BUSY = 5
+SQLITE_PERM = 3
 SQLITE_TOOBIG = 18
+SQLITE_CONSTRAINT = 19
 LIMIT = 64 << 20  # the wire's request and response limit (TN_WIRE_MAX_MESSAGE)
 
 
@@ -54,11 +57,44 @@ class CodesTest(unittest.TestCase):
 
 class EmbeddedTest(CodesTest):
     def setUp(self):
-        self.db = connect()
-        tables(self.db, f"engine='codes{id(self)}'")
+        self.where = f"engine='codes{id(self)}'"
+        self.db = self.open()
 
-    def tearDown(self):
-        self.db.close()
+    def open(self):
+        db = connect()
+        self.addCleanup(db.close)
+        tables(db, self.where)
+        return db
+
+    def test_answer_too_large_is_toobig_in_both_tables(self):
+        fill_past_the_limit(self.db)
+        self.check_answer_too_large(self.db)
+
+    def test_constraint_and_conflict_codes_match_in_both_tables(self):
+        db, other = self.db, self.open()
+        db.execute("INSERT INTO t VALUES (1, 'a', NULL)")
+        db.execute("INSERT INTO kv(key, value) VALUES ('k', 'v')")
+        self.assertCode(db, "INSERT INTO t VALUES (1, 'b', NULL)", SQLITE_CONSTRAINT, "ROW_EXISTS")
+        self.assertCode(db, "INSERT INTO kv(key, value) VALUES ('k', 'w')", SQLITE_CONSTRAINT, "VALUE_EXISTS")
+        # a row changed by another connection between the read and the commit: a conflict
+        for read, write, change in (("SELECT tag FROM t WHERE id = 1", "UPDATE t SET tag = 'x' WHERE id = 1",
+                                     "UPDATE t SET tag = 'y' WHERE id = 1"),
+                                    ("SELECT value FROM kv WHERE key = 'k'", "UPDATE kv SET value = 'x' WHERE key = 'k'",
+                                     "UPDATE kv SET value = 'y' WHERE key = 'k'")):
+            db.execute("BEGIN")
+            db.execute(read).fetchall()
+            db.execute(write)
+            other.execute(change)
+            self.assertCode(db, "COMMIT", SQLITE_BUSY, "REVISION_MISMATCH")
+
+    def test_not_owner_is_perm_at_the_statement_and_at_commit(self):
+        db, other = self.db, self.open()
+        db.execute("INSERT INTO kv(key, value, ttl_ms) VALUES ('lock', 'me', 60000)")
+        self.assertCode(other, "DELETE FROM kv WHERE key = 'lock'", SQLITE_PERM, "NOT_OWNER")
+        other.execute("BEGIN")
+        other.execute("UPDATE kv SET ttl_ms = 5 WHERE key = 'lock'")
+        self.assertCode(other, "COMMIT", SQLITE_PERM, "NOT_OWNER")
+        self.assertEqual(db.execute("SELECT ttl_ms FROM kv WHERE key = 'lock'").fetchone()[0], 60000)
 
     def test_too_large_row_is_toobig_in_both_tables(self):
         big = "randomblob(17000000)"  # above the row payload limit (16 MiB) and the wire's value cap
