@@ -942,27 +942,29 @@ static int kv_update(sqlite3_vtab *base, int argc, sqlite3_value **argv, sqlite3
 }
 
 static sqlite3_module kv_module = {
-    .iVersion = 3,
-    .xCreate = kv_connect,
+    .iVersion = 3,                       /* savepoints (xSavepoint, xRelease, xRollbackTo) */
+    .xCreate = kv_connect,               /* the tree is the data: creating only attaches */
     .xConnect = kv_connect,
-    .xBestIndex = kv_best_index,
+    .xBestIndex = kv_best_index,         /* the KV_PLAN_* plans above */
     .xDisconnect = kv_disconnect,
-    .xDestroy = kv_disconnect, /* DROP TABLE detaches; the tree stays */
+    .xDestroy = kv_disconnect,           /* DROP TABLE detaches; the tree stays */
     .xOpen = kv_open,
     .xClose = kv_close,
-    .xFilter = kv_filter,
+    .xFilter = kv_filter,                /* paged, or materialised and merged with the buffer in a transaction */
     .xNext = kv_next,
     .xEof = kv_eof,
     .xColumn = kv_column,
-    .xRowid = kv_rowid,
-    .xUpdate = kv_update,
-    .xBegin = tn_vtab_xbegin,
-    .xSync = tn_vtab_xsync,             /* the commit point (vtab_base.h) */
-    .xCommit = tn_vtab_xend,
+    .xRowid = kv_rowid,                  /* WITHOUT ROWID: never called */
+    .xUpdate = kv_update,                /* appends to the transaction buffer */
+    .xBegin = tn_vtab_xbegin,            /* vtab_base.c, shared with tarn: */
+    .xSync = tn_vtab_xsync,              /*   the commit point: one atomic request */
+    .xCommit = tn_vtab_xend,             /*   return value ignored by SQLite: only drops the buffer */
     .xRollback = tn_vtab_xend,
-    .xSavepoint = tn_vtab_xsavepoint,
+    .xSavepoint = tn_vtab_xsavepoint,    /*   marks in the buffer */
     .xRelease = tn_vtab_xrelease,
     .xRollbackTo = tn_vtab_xrollback_to,
+    .xFindFunction = NULL,               /* no overloaded functions */
+    .xRename = NULL,                     /* ALTER TABLE RENAME renames the SQL table only */
 };
 
 int tn_kv_register(sqlite3 *db, tn_txn_registry *reg)
