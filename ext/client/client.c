@@ -9,6 +9,7 @@ SQLITE_EXTENSION_INIT3
 
 #include "cluster.h"
 #include "engine.h"
+#include "sql_code.h"
 #include "tn_code.h"
 #include "wire.h"
 
@@ -34,7 +35,7 @@ int tn_client_open_embedded(const char *engine_name, const char *data_dir, tn_cl
     if (!c->target) goto fail;
     int erc = tn_engine_open_dir(engine_name, data_dir, &c->engine, why, sizeof why);
     if (erc != TN_SUCCESS) {
-        rc = erc == TN_NOMEM ? SQLITE_NOMEM : SQLITE_ERROR;
+        rc = tn_code_to_sqlite(erc);
         *errmsg = sqlite3_mprintf("tarn: %s: cannot open %s%s%s", tn_code_name(erc), c->target,
                                   why[0] ? ": " : "", why);
         goto fail;
@@ -75,7 +76,7 @@ int tn_client_open_cluster(const char *urls, const tn_client_opts *opts, tn_clie
     if (!c->target) goto fail;
     int code = tn_cluster_open(urls, &co, &c->cluster, &why);
     if (code != TN_SUCCESS) {
-        rc = code == TN_NOMEM ? SQLITE_NOMEM : SQLITE_ERROR;
+        rc = tn_code_to_sqlite(code);
         goto fail;
     }
     c->session = tn_cluster_client_id(c->cluster);

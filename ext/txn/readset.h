@@ -1,8 +1,8 @@
 /* readset.h — a set of keys read: key bytes -> the revision seen and a few facts about the row. A table
  * keeps one per transaction so that its conditional writes carry the revision they read (never an
- * unconditional write after a read); txn.c keeps one to make the first read of a key win.
+ * unconditional write after a read).
  *
- * Open addressing with linear probing; keys are copied. Memory via sqlite3_malloc.
+ * A tn_keymap (keymap.h) with tn_read_info values; keys are copied. Memory via sqlite3_malloc.
  * Failure: tn_readset_put returns SQLITE_NOMEM and leaves the set as it was.
  * Thread: the owning connection's thread.
  */
@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "keymap.h"
+
 typedef struct tn_read_info {
     uint64_t rev;    /* update revision when read */
     int64_t ttl_ms;  /* 0 unless temp */
@@ -19,9 +21,7 @@ typedef struct tn_read_info {
 } tn_read_info;
 
 typedef struct tn_readset {
-    struct tn_readset_slot *slots;
-    size_t cap;  /* power of two, or 0 */
-    size_t used;
+    tn_keymap map; /* key -> tn_read_info */
 } tn_readset;
 
 void tn_readset_init(tn_readset *s);

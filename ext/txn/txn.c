@@ -6,10 +6,11 @@
  *   kvop := opcode:u8 cond:u8 cond_rev:varint ttl_ms:svarint key:bytes has_value:u8 [value:bytes]
  * A savepoint mark is a length of `log`; rolling back truncates it and rebuilds the row-state map from
  * what is left (rare: statement failures and ROLLBACK TO).
- * The row-state map is open addressing keyed by (table, key bytes); key bytes live in `keys`; each slot
- * remembers the log offset of the last op that wrote the key.
+ * The row-state map (`rows`, a keymap.h map keyed by (table, key bytes)) remembers per key what the
+ * buffered ops did and the log offset of the last op that wrote it.
  * The read set: `rlog` holds one check op per read (same entry format as `log`; tree checks are kvops
- * with opcode KV_CHECK), `rseen` (key = table:u32 + key bytes) makes the first read of a key win.
+ * with opcode KV_CHECK), `rseen` (a keymap.h set keyed by (table, key bytes)) makes the first read of a
+ * key win.
  */
 #include <sqlite3ext.h>
 SQLITE_EXTENSION_INIT3
@@ -18,7 +19,8 @@ SQLITE_EXTENSION_INIT3
 
 #include <string.h>
 
-#include "readset.h"
+#include "keymap.h"
+#include "sql_code.h"
 #include "tn_code.h"
 #include "wire.h"
 
@@ -32,13 +34,11 @@ typedef struct txn_coll {
     size_t n_reads; /* read checks of this collection */
 } txn_coll;
 
-typedef struct row_slot {
-    uint64_t hash;
-    uint32_t key_off, key_len;
-    uint32_t table;
+/* The value of a key in the row-state map. */
+typedef struct row_state {
     uint32_t last_off; /* log offset of the entry that last wrote the key, NO_OFF if none */
-    uint8_t used, state, written;
-} row_slot;
+    uint8_t state, written;
+} row_state;
 
 struct tn_txn {
     struct tn_txn *next;
@@ -55,13 +55,11 @@ struct tn_txn {
     size_t n_ops, n_kv_ops;
     tn_wr scratch;
 
-    row_slot *slots;
-    size_t cap_slots, used_slots;
-    tn_wr keys;
+    tn_keymap rows;   /* (table, key) -> row_state */
 
     tn_wr rlog;       /* read checks */
     size_t n_reads, n_kv_reads;
-    tn_readset rseen; /* table+key -> first revision read */
+    tn_keymap rseen;  /* (table, key) read so far: the first read of a key wins */
 
     size_t *marks;
     int n_marks, cap_marks;
@@ -99,10 +97,9 @@ static void txn_free(tn_txn *t)
     sqlite3_free(t->colls);
     tn_wr_free(&t->log);
     tn_wr_free(&t->scratch);
-    tn_wr_free(&t->keys);
     tn_wr_free(&t->rlog);
-    tn_readset_clear(&t->rseen);
-    sqlite3_free(t->slots);
+    tn_keymap_clear(&t->rseen);
+    tn_keymap_clear(&t->rows);
     sqlite3_free(t->marks);
     sqlite3_free(t);
 }
@@ -135,7 +132,8 @@ int tn_txn_acquire(tn_txn_registry *reg, tn_client *client, tn_txn **out)
     t->refs = 1;
     t->conn = reg->conn;
     t->client = client;
-    tn_readset_init(&t->rseen);
+    tn_keymap_init(&t->rows, sizeof(row_state));
+    tn_keymap_init(&t->rseen, 0);
     t->next = reg->head;
     reg->head = t;
     *out = t;
@@ -188,51 +186,9 @@ int tn_txn_collection(tn_txn *t, const char *name, const char *pk_name, uint32_t
 
 /* ---- row-state map ------------------------------------------------------------------------------ */
 
-static uint64_t key_hash(uint32_t table, const uint8_t *p, size_t n)
+static const row_state *map_get(const tn_txn *t, uint32_t table, const uint8_t *k, size_t n)
 {
-    uint64_t h = 1469598103934665603ull ^ table;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-}
-
-static row_slot *map_find(row_slot *slots, size_t cap, const tn_wr *keys, uint64_t h, uint32_t table,
-                          const uint8_t *k, size_t n)
-{
-    for (size_t i = h & (cap - 1);; i = (i + 1) & (cap - 1)) {
-        row_slot *s = &slots[i];
-        if (!s->used) return s;
-        if (s->hash == h && s->table == table && s->key_len == n && memcmp(keys->p + s->key_off, k, n) == 0)
-            return s;
-    }
-}
-
-static const row_slot *map_get(const tn_txn *t, uint32_t table, const uint8_t *k, size_t n)
-{
-    if (!t->used_slots) return NULL;
-    const row_slot *s = map_find(t->slots, t->cap_slots, &t->keys, key_hash(table, k, n), table, k, n);
-    return s->used ? s : NULL;
-}
-
-static int map_grow(tn_txn *t)
-{
-    size_t cap = t->cap_slots ? t->cap_slots * 2 : 64;
-    row_slot *slots = sqlite3_malloc64(cap * sizeof *slots);
-    if (!slots) return -1;
-    memset(slots, 0, cap * sizeof *slots);
-    for (size_t i = 0; i < t->cap_slots; i++) {
-        row_slot *old = &t->slots[i];
-        if (!old->used) continue;
-        for (size_t j = old->hash & (cap - 1);; j = (j + 1) & (cap - 1)) {
-            if (!slots[j].used) {
-                slots[j] = *old;
-                break;
-            }
-        }
-    }
-    sqlite3_free(t->slots);
-    t->slots = slots;
-    t->cap_slots = cap;
-    return 0;
+    return tn_keymap_get(&t->rows, table, k, n);
 }
 
 /* written: 1 for a change; a check (0) never overrides what a change recorded. state 0: keep the state
@@ -240,22 +196,14 @@ static int map_grow(tn_txn *t)
 static int map_note(tn_txn *t, uint32_t table, const uint8_t *k, size_t n, uint8_t state, uint8_t written,
                     uint32_t at)
 {
-    if ((t->used_slots + 1) * 4 > t->cap_slots * 3 && map_grow(t)) return TN_NOMEM;
-    uint64_t h = key_hash(table, k, n);
-    row_slot *s = map_find(t->slots, t->cap_slots, &t->keys, h, table, k, n);
-    if (!s->used) {
-        size_t off = t->keys.len;
-        tn_wr_raw(&t->keys, k, n);
-        if (t->keys.oom) return TN_NOMEM;
-        s->used = 1;
-        s->hash = h;
-        s->table = table;
-        s->key_off = (uint32_t)off;
-        s->key_len = (uint32_t)n;
+    void *val;
+    int created;
+    if (tn_keymap_put(&t->rows, table, k, n, &val, &created) != SQLITE_OK) return TN_NOMEM;
+    row_state *s = val;
+    if (created) {
         s->state = TN_TXN_ROW_UNKNOWN;
         s->written = 0;
         s->last_off = NO_OFF;
-        t->used_slots++;
     }
     if (state && (written || !s->written)) s->state = state;
     if (written && state) s->last_off = state == TN_TXN_ROW_PRESENT ? at : NO_OFF;
@@ -346,11 +294,11 @@ int tn_txn_row_state(const tn_txn *t, uint32_t coll, const tn_val *pk, int *writ
     tn_wr w;
     int state = TN_TXN_ROW_UNKNOWN;
     if (written) *written = 0;
-    if (!t->used_slots) return state;
+    if (!tn_keymap_count(&t->rows)) return state;
     tn_wr_init(&w);
     tn_val_encode(pk, &w);
     if (!w.oom) {
-        const row_slot *s = map_get(t, coll, w.p, w.len);
+        const row_state *s = map_get(t, coll, w.p, w.len);
         if (s) {
             state = s->state;
             if (written) *written = s->written;
@@ -363,7 +311,7 @@ int tn_txn_row_state(const tn_txn *t, uint32_t coll, const tn_val *pk, int *writ
 int tn_txn_kv_state(const tn_txn *t, const uint8_t *key, size_t key_len, int *is_dir, const uint8_t **value,
                     size_t *value_len, int64_t *ttl_ms)
 {
-    const row_slot *s = map_get(t, TN_TXN_KV, key, key_len);
+    const row_state *s = map_get(t, TN_TXN_KV, key, key_len);
     if (!s || !s->written || s->state == TN_TXN_ROW_UNKNOWN) return TN_TXN_ROW_UNKNOWN;
     if (s->state == TN_TXN_ROW_ABSENT || s->last_off == NO_OFF) return s->state;
     tn_rd r;
@@ -383,9 +331,13 @@ int tn_txn_kv_state(const tn_txn *t, const uint8_t *key, size_t key_len, int *is
 
 int tn_txn_each_written(const tn_txn *t, uint32_t table, tn_txn_row_cb cb, void *arg)
 {
-    for (size_t i = 0; i < t->cap_slots; i++) {
-        const row_slot *s = &t->slots[i];
-        if (!s->used || s->table != table || !s->written || s->state == TN_TXN_ROW_UNKNOWN) continue;
+    size_t pos = 0, key_len;
+    uint32_t space;
+    const uint8_t *key;
+    void *val;
+    while (tn_keymap_next(&t->rows, &pos, &space, &key, &key_len, &val)) {
+        const row_state *s = val;
+        if (space != table || !s->written || s->state == TN_TXN_ROW_UNKNOWN) continue;
         const uint8_t *op = NULL;
         uint32_t len = 0;
         if (s->state == TN_TXN_ROW_PRESENT && s->last_off != NO_OFF) {
@@ -396,7 +348,7 @@ int tn_txn_each_written(const tn_txn *t, uint32_t table, tn_txn_row_cb cb, void 
             op = tn_rd_raw(&r, len);
             if (r.err) op = NULL;
         }
-        int rc = cb(arg, t->keys.p + s->key_off, s->key_len, op ? s->state : TN_TXN_ROW_ABSENT, op, len);
+        int rc = cb(arg, key, key_len, op ? s->state : TN_TXN_ROW_ABSENT, op, len);
         if (rc) return rc;
     }
     return 0;
@@ -509,21 +461,9 @@ size_t tn_txn_reads(const tn_txn *t) { return t->n_reads; }
 /* 1 if table+key was read before (or on NOMEM, -1); else records it. */
 static int seen_before(tn_txn *t, uint32_t table, const uint8_t *key, size_t len)
 {
-    tn_wr k;
-    tn_wr_init(&k);
-    tn_wr_u32(&k, table);
-    tn_wr_raw(&k, key, len);
-    int rc = -1;
-    if (!k.oom) {
-        if (tn_readset_get(&t->rseen, k.p, k.len)) {
-            rc = 1;
-        } else {
-            tn_read_info info = {0};
-            rc = tn_readset_put(&t->rseen, k.p, k.len, &info) == SQLITE_OK ? 0 : -1;
-        }
-    }
-    tn_wr_free(&k);
-    return rc;
+    int created;
+    if (tn_keymap_put(&t->rseen, table, key, len, NULL, &created) != SQLITE_OK) return -1;
+    return !created;
 }
 
 int tn_txn_read(tn_txn *t, uint32_t table, const uint8_t *key, size_t key_len, uint64_t rev)
@@ -588,7 +528,7 @@ void tn_txn_reads_clear(tn_txn *t)
     t->rlog.oom = 0;
     t->n_reads = t->n_kv_reads = 0;
     for (uint32_t i = 0; i < t->n_colls; i++) t->colls[i].n_reads = 0;
-    tn_readset_clear(&t->rseen);
+    tn_keymap_clear(&t->rseen);
 }
 
 /* ---- savepoints ------------------------------------------------------------------------------------ */
@@ -599,9 +539,7 @@ static void drop_ops(tn_txn *t)
     t->log.oom = 0;
     t->n_ops = t->n_kv_ops = 0;
     for (uint32_t i = 0; i < t->n_colls; i++) t->colls[i].n_ops = 0;
-    if (t->slots) memset(t->slots, 0, t->cap_slots * sizeof *t->slots);
-    t->used_slots = 0;
-    t->keys.len = 0;
+    tn_keymap_reset(&t->rows);
     t->n_marks = 0;
 }
 
@@ -638,9 +576,7 @@ static int rebuild(tn_txn *t)
     size_t off = 0, len;
     uint32_t table;
     const uint8_t *op;
-    if (t->slots) memset(t->slots, 0, t->cap_slots * sizeof *t->slots);
-    t->used_slots = 0;
-    t->keys.len = 0;
+    tn_keymap_reset(&t->rows);
     t->n_ops = t->n_kv_ops = 0;
     for (uint32_t i = 0; i < t->n_colls; i++) t->colls[i].n_ops = 0;
     for (;;) {
@@ -703,36 +639,16 @@ typedef struct op_src {
     size_t kvop_len;
 } op_src;
 
-static int code_to_sqlite(int code)
-{
-    switch (code) {
-    case TN_ROW_EXISTS: case TN_VALUE_EXISTS: case TN_DIR_EXISTS: case TN_HAS_CHILDREN:
-        return SQLITE_CONSTRAINT;
-    case TN_REVISION_MISMATCH: case TN_TXN_CONFLICT: case TN_CAS_MISMATCH: case TN_NOT_LEADER:
-    case TN_UNAVAILABLE: case TN_TIMEOUT:
-        return SQLITE_BUSY;
-    case TN_NOT_OWNER:
-        return SQLITE_PERM;
-    case TN_NOMEM:
-        return SQLITE_NOMEM;
-    case TN_TOO_LARGE:
-        return SQLITE_TOOBIG;
-    default:
-        return SQLITE_ERROR;
-    }
-}
-
-/* Message for a failed tree op. */
+/* Message for a failed tree op. The code is mapped by tn_code_to_sqlite, except that a failed read check,
+ * or a conditional op whose node is gone, is a conflict: SQLITE_BUSY (docs/transactions.md). */
 static char *kv_message(const uint8_t *kvop, size_t len, int code, int *sqlite_rc)
 {
     tn_op o;
-    if (tn_txn_kv_decode(kvop, len, &o) != TN_SUCCESS) {
-        *sqlite_rc = SQLITE_ERROR;
+    *sqlite_rc = tn_code_to_sqlite(code);
+    if (tn_txn_kv_decode(kvop, len, &o) != TN_SUCCESS)
         return sqlite3_mprintf("tarn: %s: commit failed", tn_code_name(code));
-    }
     int klen = o.key_len > 200 ? 200 : (int)o.key_len;
     const char *why;
-    *sqlite_rc = code_to_sqlite(code);
     if (o.opcode == TN_OP_KV_CHECK) {
         *sqlite_rc = SQLITE_BUSY;
         if (o.cond == TN_COND_ABSENT) why = "was created since it was read as absent";
@@ -765,7 +681,8 @@ static char *kv_message(const uint8_t *kvop, size_t len, int code, int *sqlite_r
                            o.key_len > 200 ? "…" : "", why);
 }
 
-/* Message for a failed row op (decoded from its bytes). */
+/* Message for a failed row op (decoded from its bytes). The code is mapped by tn_code_to_sqlite, except
+ * that a row read (CHECK) or updated/deleted (UpdateIf) that is gone since is a conflict: SQLITE_BUSY. */
 static char *row_message(const tn_txn *t, uint32_t coll, const uint8_t *op, size_t len, int code,
                          const char *server_msg, size_t server_len, int *sqlite_rc)
 {
@@ -786,13 +703,12 @@ static char *row_message(const tn_txn *t, uint32_t coll, const uint8_t *op, size
         }
     }
     const char *why;
+    *sqlite_rc = tn_code_to_sqlite(code);
     switch (code) {
     case TN_ROW_EXISTS:
-        *sqlite_rc = SQLITE_CONSTRAINT;
         why = "already exists";
         break;
     case TN_REVISION_MISMATCH:
-        *sqlite_rc = SQLITE_BUSY;
         why = mode == TN_ROW_CHECK && rev == 0 ? "was added since it was read as absent" : "changed since it was read";
         break;
     case TN_NOT_FOUND:
@@ -800,7 +716,6 @@ static char *row_message(const tn_txn *t, uint32_t coll, const uint8_t *op, size
         why = "was deleted since it was read";
         break;
     case TN_TXN_CONFLICT:
-        *sqlite_rc = SQLITE_BUSY;
         if (mode == TN_ROW_RANGE_CHECK)
             return sqlite3_mprintf("tarn: TXN_CONFLICT: rows of '%s' read by a range query changed since they "
                                    "were read%s%.*s", tc->name, server_len ? " (" : "", (int)server_len,
@@ -808,11 +723,9 @@ static char *row_message(const tn_txn *t, uint32_t coll, const uint8_t *op, size
         why = "conflicts with a concurrent change";
         break;
     case TN_NOMEM:
-        *sqlite_rc = SQLITE_NOMEM;
         why = "could not be written (out of memory)";
         break;
     default:
-        *sqlite_rc = SQLITE_ERROR;
         return sqlite3_mprintf("tarn: %s: '%s': %.*s", tn_code_name(code), tc->name, (int)server_len,
                                server_msg ? server_msg : "");
     }
@@ -922,7 +835,7 @@ int tn_txn_commit(tn_txn *t, char **errmsg)
         goto done;
     }
     if (code != TN_SUCCESS) {
-        rc = code == TN_NOMEM ? SQLITE_NOMEM : SQLITE_ERROR;
+        rc = tn_code_to_sqlite(code);
         if (rc != SQLITE_NOMEM)
             *errmsg = sqlite3_mprintf("tarn: %s: the transaction could not be encoded", tn_code_name(code));
         goto done;
@@ -931,6 +844,8 @@ int tn_txn_commit(tn_txn *t, char **errmsg)
     code = tn_client_call(t->client, &reqb, &respb);
     if (code == TN_SUCCESS) code = tn_resp_decode(respb.p, respb.len, &resp);
     if (code != TN_SUCCESS) {
+        /* No answer: whether the store applied the commit is unknown, which docs/transactions.md reports as
+         * SQLITE_BUSY whatever the transport said (the commit's own TOO_LARGE was caught above). */
         rc = code == TN_NOMEM ? SQLITE_NOMEM : SQLITE_BUSY;
         const char *why = tn_client_last_error(t->client);
         if (why)
@@ -944,8 +859,7 @@ int tn_txn_commit(tn_txn *t, char **errmsg)
     }
     have_resp = 1;
     if (resp.code != TN_SUCCESS) {
-        rc = code_to_sqlite(resp.code);
-        if (rc == SQLITE_CONSTRAINT || rc == SQLITE_PERM) rc = SQLITE_ERROR;
+        rc = tn_code_to_sqlite(resp.code);
         *errmsg = sqlite3_mprintf("tarn: %s: commit failed: %.*s", tn_code_name(resp.code),
                                   (int)resp.message_len, (const char *)resp.message);
         goto done;
@@ -985,7 +899,7 @@ int tn_txn_commit(tn_txn *t, char **errmsg)
             size_t ml = wr.message ? wr.message_len : 0;
             *errmsg = sqlite3_mprintf("tarn: %s: commit to '%s' failed%s%.*s", tn_code_name(res->code),
                                       t->colls[ch->coll].name, ml ? ": " : "", (int)ml, m);
-            rc = code_to_sqlite(res->code);
+            rc = tn_code_to_sqlite(res->code);
         }
         tn_coll_write_result_clear(&wr);
         goto done;

@@ -41,10 +41,12 @@ SQLITE_EXTENSION_INIT3
 #include "client.h"
 #include "conn.h"
 #include "readset.h"
+#include "sql_code.h"
 #include "tarn_ext.h"
 #include "tn_code.h"
 #include "txn.h"
 #include "vtab_args.h"
+#include "vtab_base.h"
 #include "wire.h"
 
 enum { KV_PLAN_SCAN = 0, KV_PLAN_KEY_EQ = 1, KV_PLAN_KEY_IN = 2, KV_PLAN_LIST = 3 };
@@ -59,16 +61,10 @@ static const char kv_schema[] =
     "CREATE TABLE x(key TEXT PRIMARY KEY, value BLOB, is_dir INTEGER, ttl_ms INTEGER, create_rev INTEGER, "
     "update_rev INTEGER, create_time INTEGER, update_time INTEGER, parent TEXT HIDDEN) WITHOUT ROWID";
 
+/* The tree has no schema of its own: a tarn_kv table is the shared base alone (client, transaction buffer,
+ * read set; vtab_base.h). */
 typedef struct kv_vtab {
-    sqlite3_vtab base;
-    sqlite3 *db;
-    tn_conn *conn;
-    tn_txn_registry *reg;
-    tn_client *client;
-    tn_txn *txn;         /* the connection's transaction buffer for this client (shared with other tables) */
-    int in_txn;          /* between xBegin and xCommit/xRollback */
-    tn_readset reads;    /* key -> revision this transaction read (0 = the row is the transaction's own) */
-    uint64_t next_req_id;
+    tn_vtab_base vb; /* first: a sqlite3_vtab * is a kv_vtab * */
 } kv_vtab;
 
 /* A row of a materialised answer: an entry whose bytes live in the cursor's arena. */
@@ -97,57 +93,19 @@ typedef struct kv_cursor {
 
 /* ---- helpers ------------------------------------------------------------------------------------ */
 
-static void kv_set_error(kv_vtab *vt, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    sqlite3_free(vt->base.zErrMsg);
-    vt->base.zErrMsg = sqlite3_vmprintf(fmt, ap);
-    va_end(ap);
-}
-
-/* Sends the request and decodes the response into *resp, which points into *buf. SQLITE_OK or an error
- * (with the vtab's message set). */
-static int kv_call(kv_vtab *vt, tn_req *req, tn_wr *buf, tn_resp *resp)
-{
-    tn_wr reqb;
-    int rc;
-    tn_wr_init(&reqb);
-    req->req_id = ++vt->next_req_id;
-    req->client_id = tn_client_session(vt->client);
-    rc = tn_req_encode(req, &reqb);
-    tn_conn_count_request(vt->conn);
-    if (rc == TN_SUCCESS) rc = tn_client_call(vt->client, &reqb, buf);
-    tn_wr_free(&reqb);
-    if (rc == TN_SUCCESS) rc = tn_resp_decode(buf->p, buf->len, resp);
-    if (rc != TN_SUCCESS) {
-        if (rc == TN_NOMEM) return SQLITE_NOMEM;
-        const char *why = tn_client_last_error(vt->client);
-        if (why) kv_set_error(vt, "%s", why);
-        else kv_set_error(vt, "tarn: %s: request to %s failed", tn_code_name(rc), tn_client_target(vt->client));
-        return rc == TN_TIMEOUT || rc == TN_UNAVAILABLE ? SQLITE_BUSY : SQLITE_ERROR;
-    }
-    if (resp->code != TN_SUCCESS) {
-        kv_set_error(vt, "tarn: %s: %.*s", tn_code_name(resp->code), (int)resp->message_len, resp->message);
-        tn_resp_clear(resp);
-        return SQLITE_ERROR;
-    }
-    return SQLITE_OK;
-}
-
-/* Maps a per-op failure to an SQLite code and sets a message naming the DtKV code and the key. */
+/* Maps a per-op failure to an SQLite code (tn_code_to_sqlite) and sets a message naming the DtKV code and
+ * the key. */
 static int kv_op_error(kv_vtab *vt, int code, const uint8_t *key, size_t key_len)
 {
     int klen = key_len > 200 ? 200 : (int)key_len;
     const char *more = key_len > 200 ? "…" : "";
     const char *why;
-    int sqlite_rc = SQLITE_ERROR;
     switch (code) {
-    case TN_VALUE_EXISTS: why = "already exists"; sqlite_rc = SQLITE_CONSTRAINT; break;
-    case TN_DIR_EXISTS: why = "is a directory that already exists"; sqlite_rc = SQLITE_CONSTRAINT; break;
-    case TN_HAS_CHILDREN: why = "is not empty"; sqlite_rc = SQLITE_CONSTRAINT; break;
-    case TN_REVISION_MISMATCH: why = "changed since it was read"; sqlite_rc = SQLITE_BUSY; break;
-    case TN_CAS_MISMATCH: why = "does not hold the expected value"; sqlite_rc = SQLITE_BUSY; break;
+    case TN_VALUE_EXISTS: why = "already exists"; break;
+    case TN_DIR_EXISTS: why = "is a directory that already exists"; break;
+    case TN_HAS_CHILDREN: why = "is not empty"; break;
+    case TN_REVISION_MISMATCH: why = "changed since it was read"; break;
+    case TN_CAS_MISMATCH: why = "does not hold the expected value"; break;
     case TN_NOT_FOUND: why = "does not exist"; break;
     case TN_PARENT_DIR_NOT_EXISTS: why = "has no parent directory"; break;
     case TN_PARENT_NOT_DIR: why = "has a parent that is not a directory"; break;
@@ -155,7 +113,7 @@ static int kv_op_error(kv_vtab *vt, int code, const uint8_t *key, size_t key_len
     case TN_INVALID_VALUE: why = "needs a non-empty value"; break;
     case TN_KEY_TOO_LONG: why = "is too long a key"; break;
     case TN_VALUE_TOO_LONG: why = "has too long a value"; break;
-    case TN_NOT_OWNER: why = "is a temp node owned by another session"; sqlite_rc = SQLITE_PERM; break;
+    case TN_NOT_OWNER: why = "is a temp node owned by another session"; break;
     case TN_NOT_TEMP_NODE: why = "is not a temp node"; break;
     case TN_IS_TEMP_NODE: why = "is a temp node (give ttl_ms to change it)"; break;
     case TN_INVALID_TTL: why = "was given an invalid ttl_ms"; break;
@@ -163,8 +121,8 @@ static int kv_op_error(kv_vtab *vt, int code, const uint8_t *key, size_t key_len
     case TN_NOMEM: return SQLITE_NOMEM;
     default: why = "failed"; break;
     }
-    kv_set_error(vt, "tarn: %s: '%.*s%s' %s", tn_code_name(code), klen, (const char *)key, more, why);
-    return sqlite_rc;
+    tn_vtab_error(&vt->vb, "tarn: %s: '%.*s%s' %s", tn_code_name(code), klen, (const char *)key, more, why);
+    return tn_code_to_sqlite(code);
 }
 
 static int bytes_are_text(const uint8_t *p, size_t n)
@@ -200,10 +158,7 @@ static const char *kv_option(const tn_vtab_args *args, const char *name)
 static void kv_vtab_free(kv_vtab *vt)
 {
     if (!vt) return;
-    tn_readset_clear(&vt->reads);
-    if (vt->txn) tn_txn_release(vt->reg, vt->txn);
-    if (vt->client) tn_conn_release(vt->conn, vt->client);
-    sqlite3_free(vt->base.zErrMsg);
+    tn_vtab_base_close(&vt->vb);
     sqlite3_free(vt);
 }
 
@@ -212,48 +167,28 @@ static int kv_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
                       char **err)
 {
     tn_txn_registry *reg = aux;
-    tn_conn *conn = reg->conn;
     tn_vtab_args *args = NULL;
     kv_vtab *vt = NULL;
     int rc;
 
     rc = tn_vtab_args_parse(&tn_va_module_tarn_kv, argc - 3, argv + 3, &args, err);
     if (rc != SQLITE_OK) return rc;
-    const char *cluster = kv_option(args, "cluster");
-    const char *engine = kv_option(args, "engine");
-    const char *data_dir = kv_option(args, "data");
-    if (data_dir && cluster) {
-        *err = sqlite3_mprintf("tarn_kv: options 'data' and 'cluster' exclude each other (a cluster keeps its "
-                               "data on its members)");
-        rc = SQLITE_ERROR;
-        goto fail;
-    }
-    /* A persistent engine is named by its directory unless engine= names it. */
-    if (data_dir && !engine) engine = data_dir;
-    /* An explicit engine= names the embedded engine; otherwise the connection default (tarn_connect,
-     * TARN_CLUSTER) applies. */
-    if (!cluster && !engine) cluster = tn_conn_default_cluster(conn);
     const tn_va_option *timeout = tn_vtab_args_option(args, "timeout_ms");
     const tn_va_option *stale = tn_vtab_args_option(args, "stale");
-    tn_client_opts opts = {.token = kv_option(args, "token"), .timeout_ms = timeout ? (int)timeout->ival : 0,
-                           .stale_reads = stale ? (int)stale->ival : 0, .data_dir = data_dir};
+    tn_vtab_target target = {.cluster = kv_option(args, "cluster"), .engine = kv_option(args, "engine"),
+                             .data_dir = kv_option(args, "data"), .token = kv_option(args, "token"),
+                             .timeout_ms = timeout ? (int)timeout->ival : 0,
+                             .stale_reads = stale ? (int)stale->ival : 0};
 
     rc = sqlite3_declare_vtab(db, kv_schema);
     if (rc != SQLITE_OK) goto fail;
     vt = sqlite3_malloc(sizeof *vt);
     if (!vt) { rc = SQLITE_NOMEM; goto fail; }
-    memset(vt, 0, sizeof *vt);
-    vt->db = db;
-    vt->conn = conn;
-    vt->reg = reg;
-    tn_readset_init(&vt->reads);
-    rc = tn_conn_client_opts(conn, cluster, engine ? engine : "default", &opts, &vt->client, err);
+    tn_vtab_base_init(&vt->vb, db, reg);
+    rc = tn_vtab_base_open(&vt->vb, "tarn_kv", &target, err);
     if (rc != SQLITE_OK) goto fail;
-    if (tn_txn_acquire(reg, vt->client, &vt->txn) != TN_SUCCESS) { rc = SQLITE_NOMEM; goto fail; }
-    sqlite3_vtab_config(db, SQLITE_VTAB_CONSTRAINT_SUPPORT, 1);
-    sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
     tn_vtab_args_free(args);
-    *out = &vt->base;
+    *out = &vt->vb.base;
     return SQLITE_OK;
 fail:
     kv_vtab_free(vt);
@@ -366,33 +301,22 @@ static const tn_entry *kv_current(const kv_cursor *cur)
     return &cur->resp.results[cur->ri].entries[cur->ei];
 }
 
-/* Whether reads of this statement belong to a transaction (recorded in its read set): inside BEGIN …
- * COMMIT, or a statement that writes (xBegin was called). */
-static int kv_recording(const kv_vtab *vt)
-{
-    return vt->in_txn || tn_txn_active(vt->txn) || !sqlite3_get_autocommit(vt->db);
-}
-
 /* Remembers the row the cursor is on, for the conditional write that may follow (rev 0 = own row). */
 static int kv_remember(kv_cursor *cur)
 {
     kv_vtab *vt = (kv_vtab *)cur->base.pVtab;
-    if (!kv_recording(vt)) return SQLITE_OK;
+    if (!tn_vtab_recording(&vt->vb)) return SQLITE_OK;
     const tn_entry *e = kv_current(cur);
     int own = cur->mat && cur->rows[cur->mi].own;
     tn_read_info info = {.rev = own ? 0 : e->update_rev, .ttl_ms = e->ttl_ms, .is_dir = e->is_dir};
-    return tn_readset_put(&vt->reads, e->key, e->key_len, &info);
+    return tn_readset_put(&vt->vb.reads, e->key, e->key_len, &info);
 }
-
-static int txn_code(int code) { return code == TN_NOMEM ? SQLITE_NOMEM : code == TN_SUCCESS ? SQLITE_OK : SQLITE_TOOBIG; }
 
 /* Records a read of key at rev (0 = absent) in the transaction's read set. */
 static int kv_note_read(kv_vtab *vt, const uint8_t *key, size_t len, uint64_t rev)
 {
-    if (!kv_recording(vt)) return SQLITE_OK;
-    int rc = txn_code(tn_txn_read(vt->txn, TN_TXN_KV, key, len, rev));
-    if (rc == SQLITE_TOOBIG) kv_set_error(vt, "tarn: TOO_LARGE: the transaction's read set exceeds the request limit");
-    return rc;
+    if (!tn_vtab_recording(&vt->vb)) return SQLITE_OK;
+    return tn_vtab_read_noted(&vt->vb, tn_txn_read(vt->vb.txn, TN_TXN_KV, key, len, rev), NULL);
 }
 
 /* Moves to the first entry at or after (ri, ei) in the current page, skipping results without entries. */
@@ -419,7 +343,7 @@ static int kv_fetch_page(kv_cursor *cur, const uint8_t *after, size_t after_len)
         op.key_len = (size_t)cur->dir_len;
     }
     tn_wr_init(&buf);
-    int rc = kv_call(vt, &req, &buf, &resp);
+    int rc = tn_vtab_call(&vt->vb, &req, &buf, &resp);
     if (rc != SQLITE_OK) {
         tn_wr_free(&buf);
         return rc;
@@ -548,7 +472,7 @@ static int overlay_add(void *p, const uint8_t *key, size_t key_len, int state, c
 /* Adds one store entry unless the transaction wrote its key (then the buffer decides). */
 static int kv_add_store_entry(kv_cursor *cur, kv_vtab *vt, const tn_entry *e, int overlay)
 {
-    if (overlay && tn_txn_kv_state(vt->txn, e->key, e->key_len, NULL, NULL, NULL, NULL) != TN_TXN_ROW_UNKNOWN)
+    if (overlay && tn_txn_kv_state(vt->vb.txn, e->key, e->key_len, NULL, NULL, NULL, NULL) != TN_TXN_ROW_UNKNOWN)
         return SQLITE_OK;
     return kv_rows_add(cur, e, 0);
 }
@@ -579,7 +503,7 @@ static int kv_materialize_walk(kv_cursor *cur, kv_vtab *vt, int overlay)
         tn_wr buf;
         tn_resp resp;
         tn_wr_init(&buf);
-        rc = kv_call(vt, &req, &buf, &resp);
+        rc = tn_vtab_call(&vt->vb, &req, &buf, &resp);
         if (rc != SQLITE_OK) {
             tn_wr_free(&buf);
             break;
@@ -587,7 +511,7 @@ static int kv_materialize_walk(kv_cursor *cur, kv_vtab *vt, int overlay)
         int done = 1;
         if (resp.n_results != req.n_ops) {
             rc = SQLITE_ERROR;
-            kv_set_error(vt, "tarn: INTERNAL: malformed answer");
+            tn_vtab_error(&vt->vb, "tarn: INTERNAL: malformed answer");
         } else {
             if (first) {
                 const tn_result *g = &resp.results[0];
@@ -622,7 +546,7 @@ static int kv_materialize_walk(kv_cursor *cur, kv_vtab *vt, int overlay)
     sqlite3_free(after);
     if (rc == SQLITE_OK && overlay) {
         overlay_arg a = {.cur = cur, .plan = cur->plan, .dir = dir, .dir_len = dir_len, .rc = SQLITE_OK};
-        tn_txn_each_written(vt->txn, TN_TXN_KV, overlay_add, &a);
+        tn_txn_each_written(vt->vb.txn, TN_TXN_KV, overlay_add, &a);
         rc = a.rc;
     }
     return rc;
@@ -651,7 +575,7 @@ static int kv_materialize_keys(kv_cursor *cur, kv_vtab *vt, int idx_num, sqlite3
             const uint8_t *val = NULL;
             size_t vlen = 0;
             int64_t ttl = 0;
-            int st = overlay ? tn_txn_kv_state(vt->txn, k, klen, &is_dir, &val, &vlen, &ttl) : TN_TXN_ROW_UNKNOWN;
+            int st = overlay ? tn_txn_kv_state(vt->vb.txn, k, klen, &is_dir, &val, &vlen, &ttl) : TN_TXN_ROW_UNKNOWN;
             if (st == TN_TXN_ROW_PRESENT) {
                 tn_entry e;
                 memset(&e, 0, sizeof e);
@@ -692,7 +616,7 @@ static int kv_materialize_keys(kv_cursor *cur, kv_vtab *vt, int idx_num, sqlite3
         tn_wr buf;
         tn_resp resp;
         tn_wr_init(&buf);
-        rc = kv_call(vt, &req, &buf, &resp);
+        rc = tn_vtab_call(&vt->vb, &req, &buf, &resp);
         if (rc == SQLITE_OK) {
             for (size_t i = 0; i < resp.n_results && i < n && rc == SQLITE_OK; i++) {
                 const tn_result *r = &resp.results[i];
@@ -724,10 +648,8 @@ static int kv_filter(sqlite3_vtab_cursor *base, int idx_num, const char *idx_str
     kv_rows_reset(cur);
     cur->plan = idx_num;
     cur->paged = 0;
-    int recording = kv_recording(vt);
-    int overlay = tn_txn_table_pending(vt->txn, TN_TXN_KV) > 0;
-    if (!recording && !overlay && tn_txn_reads(vt->txn) && !tn_txn_pending(vt->txn))
-        tn_txn_reads_clear(vt->txn); /* left by a read-only transaction that has ended */
+    int overlay = tn_txn_table_pending(vt->vb.txn, TN_TXN_KV) > 0;
+    int recording = tn_vtab_filter_start(&vt->vb, overlay);
 
     if (idx_num == KV_PLAN_LIST) {
         sqlite3_free(cur->dir);
@@ -829,25 +751,14 @@ static int kv_rowid(sqlite3_vtab_cursor *base, sqlite3_int64 *rowid)
 
 static int kv_buffer(kv_vtab *vt, const tn_op *op)
 {
-    int code = tn_txn_kv_add(vt->txn, op);
-    if (code == TN_SUCCESS) return SQLITE_OK;
-    if (code == TN_NOMEM) return SQLITE_NOMEM;
-    if (code == TN_TOO_LARGE) {
-        kv_set_error(vt, "tarn: TOO_LARGE: the transaction's buffered writes (%llu ops, %llu bytes) would exceed "
-                     "the %u-byte request limit; commit in smaller transactions",
-                     (unsigned long long)tn_txn_pending(vt->txn), (unsigned long long)tn_txn_bytes(vt->txn),
-                     TN_WIRE_MAX_MESSAGE);
-        return SQLITE_TOOBIG;
-    }
-    kv_set_error(vt, "tarn: %s: write of '%.*s' rejected", tn_code_name(code), (int)op->key_len, op->key);
-    return SQLITE_ERROR;
+    return tn_vtab_buffered(&vt->vb, tn_txn_kv_add(vt->vb.txn, op), "write of '%.*s'", (int)op->key_len, op->key);
 }
 
 /* The node at key as this transaction sees it: its own writes, else one GET (recorded in the read set).
  * *exists, *is_dir. */
 static int kv_lookup(kv_vtab *vt, const uint8_t *key, size_t len, int *exists, int *is_dir)
 {
-    int st = tn_txn_kv_state(vt->txn, key, len, is_dir, NULL, NULL, NULL);
+    int st = tn_txn_kv_state(vt->vb.txn, key, len, is_dir, NULL, NULL, NULL);
     if (st != TN_TXN_ROW_UNKNOWN) {
         *exists = st == TN_TXN_ROW_PRESENT;
         return SQLITE_OK;
@@ -857,14 +768,14 @@ static int kv_lookup(kv_vtab *vt, const uint8_t *key, size_t len, int *exists, i
     tn_wr buf;
     tn_resp resp;
     tn_wr_init(&buf);
-    int rc = kv_call(vt, &req, &buf, &resp);
+    int rc = tn_vtab_call(&vt->vb, &req, &buf, &resp);
     if (rc == SQLITE_OK) {
         const tn_result *r = resp.n_results ? &resp.results[0] : NULL;
         *exists = r && r->code == TN_SUCCESS && r->n_entries;
         *is_dir = *exists ? r->entries[0].is_dir : 0;
         if (r && (r->code == TN_SUCCESS || r->code == TN_NOT_FOUND)) {
-            int code = tn_txn_read(vt->txn, TN_TXN_KV, key, len, *exists ? r->entries[0].update_rev : 0);
-            rc = txn_code(code);
+            int code = tn_txn_read(vt->vb.txn, TN_TXN_KV, key, len, *exists ? r->entries[0].update_rev : 0);
+            rc = tn_vtab_read_noted(&vt->vb, code, NULL);
         } else if (r) {
             rc = kv_op_error(vt, r->code, key, len);
         }
@@ -881,14 +792,14 @@ static int kv_insert(kv_vtab *vt, sqlite3_value **col)
     tn_op op;
     memset(&op, 0, sizeof op);
     if (!value_is_set(col[KV_COL_KEY])) {
-        kv_set_error(vt, "tarn: INVALID_KEY: key may not be NULL");
+        tn_vtab_error(&vt->vb, "tarn: INVALID_KEY: key may not be NULL");
         return SQLITE_CONSTRAINT;
     }
     for (int c = KV_COL_CREATE_REV; c <= KV_COL_UPDATE_TIME; c++) {
         if (value_is_set(col[c])) {
-            kv_set_error(vt, "tarn: column %s is read-only",
-                         (const char *[]){"create_rev", "update_rev", "create_time", "update_time"}
-                             [c - KV_COL_CREATE_REV]);
+            tn_vtab_error(&vt->vb, "tarn: column %s is read-only",
+                          (const char *[]){"create_rev", "update_rev", "create_time", "update_time"}
+                              [c - KV_COL_CREATE_REV]);
             return SQLITE_CONSTRAINT;
         }
     }
@@ -896,18 +807,18 @@ static int kv_insert(kv_vtab *vt, sqlite3_value **col)
     op.key_len = (size_t)sqlite3_value_bytes(col[KV_COL_KEY]);
     int is_dir = value_is_set(col[KV_COL_IS_DIR]) && sqlite3_value_int(col[KV_COL_IS_DIR]) != 0;
     int temp = value_is_set(col[KV_COL_TTL_MS]);
-    int conflict = sqlite3_vtab_on_conflict(vt->db);
+    int conflict = sqlite3_vtab_on_conflict(vt->vb.db);
     int replace = conflict == SQLITE_REPLACE;
     if (temp) op.ttl_ms = sqlite3_value_int64(col[KV_COL_TTL_MS]);
     if (is_dir) {
         if (value_is_set(col[KV_COL_VALUE])) {
-            kv_set_error(vt, "tarn: INVALID_VALUE: directory '%s' cannot have a value", op.key);
+            tn_vtab_error(&vt->vb, "tarn: INVALID_VALUE: directory '%s' cannot have a value", op.key);
             return SQLITE_CONSTRAINT;
         }
         op.opcode = temp ? TN_OP_KV_MKDIR_TEMP : TN_OP_KV_MKDIR;
     } else {
         if (!value_is_set(col[KV_COL_VALUE])) {
-            kv_set_error(vt, "tarn: INVALID_VALUE: '%s' needs a value (or is_dir = 1)", op.key);
+            tn_vtab_error(&vt->vb, "tarn: INVALID_VALUE: '%s' needs a value (or is_dir = 1)", op.key);
             return SQLITE_CONSTRAINT;
         }
         op.value = sqlite3_value_type(col[KV_COL_VALUE]) == SQLITE_BLOB ? sqlite3_value_blob(col[KV_COL_VALUE])
@@ -920,7 +831,7 @@ static int kv_insert(kv_vtab *vt, sqlite3_value **col)
     int exists = 0, node_dir = 0, rc;
     if (conflict == SQLITE_ABORT && !is_dir) {
         /* The commit checks ABSENT; a key this transaction already wrote fails now. */
-        if (tn_txn_kv_state(vt->txn, op.key, op.key_len, NULL, NULL, NULL, NULL) == TN_TXN_ROW_PRESENT)
+        if (tn_txn_kv_state(vt->vb.txn, op.key, op.key_len, NULL, NULL, NULL, NULL) == TN_TXN_ROW_PRESENT)
             return kv_op_error(vt, TN_VALUE_EXISTS, op.key, op.key_len);
         return kv_buffer(vt, &op);
     }
@@ -939,7 +850,7 @@ static int kv_insert(kv_vtab *vt, sqlite3_value **col)
 
 static const tn_read_info *kv_read_of(kv_vtab *vt, sqlite3_value *key)
 {
-    return tn_readset_get(&vt->reads, sqlite3_value_text(key), (size_t)sqlite3_value_bytes(key));
+    return tn_readset_get(&vt->vb.reads, sqlite3_value_text(key), (size_t)sqlite3_value_bytes(key));
 }
 
 static int kv_delete(kv_vtab *vt, sqlite3_value *key)
@@ -966,16 +877,16 @@ static int kv_update_row(kv_vtab *vt, sqlite3_value *old_key, sqlite3_value **co
     op.key_len = (size_t)sqlite3_value_bytes(old_key);
     if (sqlite3_value_bytes(col[KV_COL_KEY]) != (int)op.key_len ||
         memcmp(sqlite3_value_text(col[KV_COL_KEY]), op.key, op.key_len) != 0) {
-        kv_set_error(vt, "tarn: key cannot be changed by UPDATE (delete and insert instead)");
+        tn_vtab_error(&vt->vb, "tarn: key cannot be changed by UPDATE (delete and insert instead)");
         return SQLITE_CONSTRAINT;
     }
     if (!seen) {
-        kv_set_error(vt, "tarn: INTERNAL: no read revision for '%s'", op.key);
+        tn_vtab_error(&vt->vb, "tarn: INTERNAL: no read revision for '%s'", op.key);
         return SQLITE_ERROR;
     }
     int new_dir = value_is_set(col[KV_COL_IS_DIR]) && sqlite3_value_int(col[KV_COL_IS_DIR]) != 0;
     if (new_dir != seen->is_dir) {
-        kv_set_error(vt, "tarn: is_dir of '%s' cannot be changed by UPDATE", op.key);
+        tn_vtab_error(&vt->vb, "tarn: is_dir of '%s' cannot be changed by UPDATE", op.key);
         return SQLITE_CONSTRAINT;
     }
     /* A row this transaction wrote (rev 0) is changed whatever its revision: its earlier op carries the
@@ -987,12 +898,12 @@ static int kv_update_row(kv_vtab *vt, sqlite3_value *old_key, sqlite3_value **co
     if (value_changed) {
         if (seen->is_dir) {
             if (value_is_set(col[KV_COL_VALUE])) {
-                kv_set_error(vt, "tarn: INVALID_VALUE: directory '%s' cannot have a value", op.key);
+                tn_vtab_error(&vt->vb, "tarn: INVALID_VALUE: directory '%s' cannot have a value", op.key);
                 return SQLITE_CONSTRAINT;
             }
         } else {
             if (!value_is_set(col[KV_COL_VALUE])) {
-                kv_set_error(vt, "tarn: INVALID_VALUE: '%s' cannot be set to NULL (DELETE it instead)", op.key);
+                tn_vtab_error(&vt->vb, "tarn: INVALID_VALUE: '%s' cannot be set to NULL (DELETE it instead)", op.key);
                 return SQLITE_CONSTRAINT;
             }
             op.value = sqlite3_value_type(col[KV_COL_VALUE]) == SQLITE_BLOB
@@ -1011,7 +922,7 @@ static int kv_update_row(kv_vtab *vt, sqlite3_value *old_key, sqlite3_value **co
     }
     if (new_ttl != seen->ttl_ms) {
         if (!new_ttl) {
-            kv_set_error(vt, "tarn: NOT_TEMP_NODE: ttl_ms of '%s' cannot be cleared", op.key);
+            tn_vtab_error(&vt->vb, "tarn: NOT_TEMP_NODE: ttl_ms of '%s' cannot be cleared", op.key);
             return SQLITE_CONSTRAINT;
         }
         op.opcode = TN_OP_KV_UPDATE_TTL;
@@ -1030,79 +941,30 @@ static int kv_update(sqlite3_vtab *base, int argc, sqlite3_value **argv, sqlite3
     return kv_update_row(vt, argv[0], argv + 2);
 }
 
-/* ---- transactions (txn.h; docs/transactions.md) ------------------------------------------------- */
-
-static int kv_begin(sqlite3_vtab *base)
-{
-    kv_vtab *vt = (kv_vtab *)base;
-    tn_readset_clear(&vt->reads);
-    vt->in_txn = 1;
-    tn_txn_set_active(vt->txn);
-    return SQLITE_OK;
-}
-
-/* The commit point: everything buffered by every table sharing the client goes as one atomic request. */
-static int kv_sync(sqlite3_vtab *base)
-{
-    kv_vtab *vt = (kv_vtab *)base;
-    char *msg = NULL;
-    int rc = tn_txn_commit(vt->txn, &msg);
-    sqlite3_free(vt->base.zErrMsg);
-    vt->base.zErrMsg = rc != SQLITE_OK ? msg : NULL;
-    if (rc == SQLITE_OK) sqlite3_free(msg);
-    return rc;
-}
-
-static int kv_end(sqlite3_vtab *base)
-{
-    kv_vtab *vt = (kv_vtab *)base;
-    tn_txn_clear(vt->txn);
-    tn_readset_clear(&vt->reads);
-    vt->in_txn = 0;
-    return SQLITE_OK;
-}
-
-static int kv_savepoint(sqlite3_vtab *base, int level)
-{
-    kv_vtab *vt = (kv_vtab *)base;
-    return tn_txn_savepoint(vt->txn, level) == TN_SUCCESS ? SQLITE_OK : SQLITE_NOMEM;
-}
-
-static int kv_release(sqlite3_vtab *base, int level)
-{
-    kv_vtab *vt = (kv_vtab *)base;
-    tn_txn_release_savepoint(vt->txn, level);
-    return SQLITE_OK;
-}
-
-static int kv_rollback_to(sqlite3_vtab *base, int level)
-{
-    kv_vtab *vt = (kv_vtab *)base;
-    return tn_txn_rollback_to(vt->txn, level) == TN_SUCCESS ? SQLITE_OK : SQLITE_NOMEM;
-}
-
 static sqlite3_module kv_module = {
-    .iVersion = 3,
-    .xCreate = kv_connect,
+    .iVersion = 3,                       /* savepoints (xSavepoint, xRelease, xRollbackTo) */
+    .xCreate = kv_connect,               /* the tree is the data: creating only attaches */
     .xConnect = kv_connect,
-    .xBestIndex = kv_best_index,
+    .xBestIndex = kv_best_index,         /* the KV_PLAN_* plans above */
     .xDisconnect = kv_disconnect,
-    .xDestroy = kv_disconnect, /* DROP TABLE detaches; the tree stays */
+    .xDestroy = kv_disconnect,           /* DROP TABLE detaches; the tree stays */
     .xOpen = kv_open,
     .xClose = kv_close,
-    .xFilter = kv_filter,
+    .xFilter = kv_filter,                /* paged, or materialised and merged with the buffer in a transaction */
     .xNext = kv_next,
     .xEof = kv_eof,
     .xColumn = kv_column,
-    .xRowid = kv_rowid,
-    .xUpdate = kv_update,
-    .xBegin = kv_begin,
-    .xSync = kv_sync,
-    .xCommit = kv_end,
-    .xRollback = kv_end,
-    .xSavepoint = kv_savepoint,
-    .xRelease = kv_release,
-    .xRollbackTo = kv_rollback_to,
+    .xRowid = kv_rowid,                  /* WITHOUT ROWID: never called */
+    .xUpdate = kv_update,                /* appends to the transaction buffer */
+    .xBegin = tn_vtab_xbegin,            /* vtab_base.c, shared with tarn: */
+    .xSync = tn_vtab_xsync,              /*   the commit point: one atomic request */
+    .xCommit = tn_vtab_xend,             /*   return value ignored by SQLite: only drops the buffer */
+    .xRollback = tn_vtab_xend,
+    .xSavepoint = tn_vtab_xsavepoint,    /*   marks in the buffer */
+    .xRelease = tn_vtab_xrelease,
+    .xRollbackTo = tn_vtab_xrollback_to,
+    .xFindFunction = NULL,               /* no overloaded functions */
+    .xRename = NULL,                     /* ALTER TABLE RENAME renames the SQL table only */
 };
 
 int tn_kv_register(sqlite3 *db, tn_txn_registry *reg)
