@@ -1,5 +1,5 @@
 /* client.c — targets behind tn_client (see client.h): the embedded engine, or a raftnet cluster through
- * ext/cluster.h. */
+ * ext/client/cluster.h. */
 #include <sqlite3ext.h>
 SQLITE_EXTENSION_INIT3
 

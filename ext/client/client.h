@@ -2,7 +2,7 @@
  *
  * A tn_client is bound to one target and one session (the owner of the temp nodes it creates). Targets:
  *   - an embedded engine in this process, by name (tn_client_open_embedded);
- *   - a cluster of raftnet members (tn_client_open_cluster), through the client library ext/cluster.h:
+ *   - a cluster of raftnet members (tn_client_open_cluster), through the client library ext/client/cluster.h:
  *     leader discovery, redirects, retries until a total deadline, and an exactly-once session (the
  *     client fills the session's next seq into every write request that carries seq 0).
  * Nothing above this seam knows which kind it talks to.

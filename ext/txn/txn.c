@@ -1,7 +1,7 @@
 /* txn.c — the transaction write buffer, read set and commit (see txn.h).
  *
  * Layout. `log` holds the buffered writes in order, each as  table:u32 len:u32 op-bytes. For a collection
- * op-bytes is exactly one coll.h `rowop` (encoded with tn_coll_rows_encode and stripped of the 3-byte ROWS
+ * op-bytes is exactly one coll_codec.h `rowop` (encoded with tn_coll_rows_encode and stripped of the 3-byte ROWS
  * header), so the commit only concatenates bytes; for the tree (table TN_TXN_KV) it is
  *   kvop := opcode:u8 cond:u8 cond_rev:varint ttl_ms:svarint key:bytes has_value:u8 [value:bytes]
  * A savepoint mark is a length of `log`; rolling back truncates it and rebuilds the row-state map from

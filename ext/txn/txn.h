@@ -2,7 +2,7 @@
  *
  * What it owns. Writes to `tarn` (collection) and `tarn_kv` (tree) tables are not sent when they are
  * made: they are appended to the tn_txn of the client (target) the table uses — collection writes as
- * coll.h row ops, tree writes as wire ops — in statement order. One tn_txn exists per (SQLite connection,
+ * coll_codec.h row ops, tree writes as wire ops — in statement order. One tn_txn exists per (SQLite connection,
  * tn_client): every table of the connection that talks to the same store shares it, so a transaction
  * touching several tables of both kinds commits as ONE request. The read set remembers what the
  * transaction read from the store: tree keys with the update revision seen (or "absent"), directories
@@ -10,7 +10,7 @@
  * their revision (or "absent") and range queries (RANGE_CHECK with the revision of the answer).
  *
  * Commit (tn_txn_commit, called from the first xSync of any participating table) sends one request with
- * flag TN_REQF_ATOMIC, applied all-or-nothing by the state machine (raftnet/atomic.h):
+ * flag TN_REQF_ATOMIC, applied all-or-nothing by the state machine (raftnet/sm/atomic.h):
  *   KV_CHECK per tree read, then the tree writes in order, then per collection one TN_OP_COLL_WRITE
  *   (more when above TN_COLL_MAX_ROW_OPS row ops) whose atomic ROWS payload holds the collection's read
  *   checks (CHECK / RANGE_CHECK) first, then its buffered row ops in order.
@@ -81,7 +81,7 @@ enum tn_txn_row_state {
 int tn_txn_row_state(const tn_txn *t, uint32_t coll, const tn_val *pk, int *written);
 
 /* Appends one row op of collection coll. SUCCESS, NOMEM, TOO_LARGE (the buffer would exceed what one
- * request may carry), CLIENT_REQ_ERROR (op above coll.h limits). */
+ * request may carry), CLIENT_REQ_ERROR (op above coll_codec.h limits). */
 int tn_txn_add(tn_txn *t, uint32_t coll, const tn_coll_row_op *op);
 
 /* Appends one tree write (PUT, MKDIR, REMOVE, PUT_TEMP, MKDIR_TEMP, UPDATE_TTL with its cond).
@@ -96,7 +96,7 @@ int tn_txn_kv_state(const tn_txn *t, const uint8_t *key, size_t key_len, int *is
 
 /* Calls cb for every key of table `table` (a collection id or TN_TXN_KV) WRITTEN by the buffered ops,
  * with its final state: key is the encoded pk (collections) or the tree key; op/op_len the last op that
- * wrote it when PRESENT (a coll.h rowop of mode INSERT/UPSERT/UPDATE, or a tree op as stored: decode it
+ * wrote it when PRESENT (a coll_codec.h rowop of mode INSERT/UPSERT/UPDATE, or a tree op as stored: decode it
  * with tn_txn_kv_decode), NULL when ABSENT. Pointers are valid until the next change of the buffer.
  * Stops when cb returns non-zero and returns that value; else 0. */
 typedef int (*tn_txn_row_cb)(void *arg, const uint8_t *key, size_t key_len, int state, const uint8_t *op,

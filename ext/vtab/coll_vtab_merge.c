@@ -43,7 +43,7 @@ static int prefix_match(const tn_val *v, const tn_coll_pred *pr)
     return 1;
 }
 
-/* Whether a row satisfies every predicate of q (the server's semantics, coll.h). */
+/* Whether a row satisfies every predicate of q (the server's semantics, coll_codec.h). */
 static int row_matches(const coll_vtab *vt, const tn_coll_rrow *row, const tn_coll_query *q)
 {
     for (size_t k = 0; k < q->n_preds; k++) {

@@ -6,7 +6,7 @@
  *   payload := flag:u8 body
  *     flag TN_ROWPACK_RAW (0): body = values
  *     flag TN_ROWPACK_LZ4 (1): body = raw_len:varint lz4-block   (the LZ4 block decompresses to `values`)
- *   values  := n:varint val*n                  (val as coll.h tn_val_encode)
+ *   values  := n:varint val*n                  (val as coll_codec.h tn_val_encode)
  *
  * Compression is used only when the collection is declared compress=lz4, the raw `values` are at least
  * TN_ROWPACK_LZ4_THRESHOLD bytes, and the compressed block is smaller than the raw bytes; otherwise the row

@@ -12,10 +12,10 @@ SQLITE_EXTENSION_INIT3
 _Static_assert((int)TN_COL_INTEGER == TN_T_INTEGER && (int)TN_COL_REAL == TN_T_REAL &&
                    (int)TN_COL_TEXT == TN_T_TEXT && (int)TN_COL_BLOB == TN_T_BLOB &&
                    (int)TN_COL_JSON == TN_T_JSON,
-               "tn_col_type must match coll.h's tn_ctype");
+               "tn_col_type must match coll_codec.h's tn_ctype");
 _Static_assert((int)TN_COL_PLAIN == TN_R_PLAIN && (int)TN_COL_PRIMARY_KEY == TN_R_PK &&
                    (int)TN_COL_INDEXED == TN_R_HASH && (int)TN_COL_ORDERED == TN_R_ORDERED,
-               "tn_col_role must match coll.h's tn_crole");
+               "tn_col_role must match coll_codec.h's tn_crole");
 
 #define VA_SHOW_MAX 80 /* bytes of an argument or name quoted in a message before "..." */
 #define VA_TYPES "INTEGER, REAL, TEXT, BLOB or JSON"

@@ -21,7 +21,7 @@
  *             name: a bare identifier (letters, digits, '_', '$', any byte >= 0x80; not starting with a
  *             digit or '$'), or quoted as "..." ("" escapes), [...] or `...` (`` escapes); case is kept,
  *             duplicates are found case-insensitively (as SQLite compares column names). At most 255
- *             bytes; at most 2000 columns, 64 of them INDEXED/ORDERED (raftnet/coll.h's limits).
+ *             bytes; at most 2000 columns, 64 of them INDEXED/ORDERED (raftnet/proto/coll_codec.h's limits).
  *             TYPE, case-insensitive:
  *               INTEGER:  INTEGER, INT, BIGINT, SMALLINT, TINYINT, MEDIUMINT, BOOLEAN, BOOL
  *               REAL:     REAL, DOUBLE, DOUBLE PRECISION, FLOAT
@@ -83,7 +83,7 @@ typedef struct tn_va_module {
     tn_va_columns columns;
 } tn_va_module;
 
-/* Same numbers as raftnet/coll.h's tn_ctype / tn_crole (checked at compile time), so a column converts to
+/* Same numbers as raftnet/proto/coll_codec.h's tn_ctype / tn_crole (checked at compile time), so a column converts to
  * a tn_coll_column by assignment. */
 typedef enum tn_col_type {
     TN_COL_INTEGER = 1, TN_COL_REAL = 2, TN_COL_TEXT = 3, TN_COL_BLOB = 4, TN_COL_JSON = 5

@@ -129,7 +129,7 @@ static int apply_request(tn_sm *sm, uint64_t index, const tn_cmd *cmd_p, const t
     tn_resp_builder b;
     int rc;
     if (req.flags & TN_REQF_ATOMIC) {
-        /* all or nothing, tree and collections alike (raftnet/atomic.h); INTERNAL = a rollback failed and
+        /* all or nothing, tree and collections alike (raftnet/sm/atomic.h); INTERNAL = a rollback failed and
          * this state machine must not be used any more */
         tn_wctx actx = {.index = index, .time_ms = cmd.time_ms, .owner = cmd.owner};
         return tn_atomic_apply(sm->tree, sm->colls, &actx, &req, out);

@@ -9,7 +9,7 @@
  * its update revision differs. The check and the write happen in the same apply, so a conditional write is
  * atomic. A non-atomic request's ops are independent (each gets its own result, as DtKV's batches). An
  * atomic request (TN_REQF_ATOMIC, a transaction's commit) applies all of its ops or none, tree and
- * collection writes and KV_CHECK validations alike (raftnet/atomic.h, tn_atomic_apply). tn_sm_apply returns
+ * collection writes and KV_CHECK validations alike (raftnet/sm/atomic.h, tn_atomic_apply). tn_sm_apply returns
  * INTERNAL if an atomic request's rollback failed: the state machine must not be used any more.
  *
  * Results: each write op's result carries, on success, one entry: the node as it is after the write (so the
@@ -47,7 +47,7 @@ int tn_sm_apply(tn_sm *sm, uint64_t index, const void *cmd, size_t len, tn_wr *o
  * Returns SUCCESS, BAD_REQUEST (a write op in it) or NOMEM. */
 int tn_sm_read(const tn_sm *sm, const tn_req *req, tn_wr *out);
 
-/* Sessions (exactly-once, raftnet/session.h): a command whose request carries client_id != 0 and seq != 0
+/* Sessions (exactly-once, raftnet/sm/session.h): a command whose request carries client_id != 0 and seq != 0
  * is applied at most once per (client_id, seq). A retry (seq == the session's last) is not applied again
  * and gets the stored response (with the retry's req_id); an older seq gets SESSION_EXPIRED, not applied.
  * Sessions idle for 10 minutes of command time are dropped (deterministically); the table is part of the

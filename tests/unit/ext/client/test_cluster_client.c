@@ -1,4 +1,4 @@
-/* test_cluster_client.c — the client library (ext/cluster.h) against fake members over real nng.
+/* test_cluster_client.c — the client library (ext/client/cluster.h) against fake members over real nng.
  *
  * A fake member is a node transport (raftnet/net/transport.h) whose handler plays a role: LEADER answers,
  * FOLLOWER answers NOT_LEADER (with or without a leader hint; stale reads it answers itself), SILENT

@@ -1,4 +1,4 @@
-/* test_txn.c — the client transaction buffer (ext/txn.h) on an embedded engine: row state and
+/* test_txn.c — the client transaction buffer (ext/txn/txn.h) on an embedded engine: row state and
  * read-your-writes bookkeeping for tree and collection ops, savepoints, the read set, and commits that
  * apply all or nothing (a stale read fails the commit, naming the key, and nothing is applied). */
 #include <setjmp.h>

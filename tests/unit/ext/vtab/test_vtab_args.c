@@ -1,4 +1,4 @@
-/* test_vtab_args.c — CREATE VIRTUAL TABLE argument parser (ext/vtab_args.c). */
+/* test_vtab_args.c — CREATE VIRTUAL TABLE argument parser (ext/vtab/vtab_args.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
