@@ -210,11 +210,14 @@ int tn_node_start(tn_node *n, char *err, size_t errlen)
     int rc = tn_transport_open(&o, &n->tr, err, errlen);
     if (rc != TN_SUCCESS) return rc;
     tn_node_update_peers(n);
+    /* read before the loop starts: from then on the core is the loop's */
+    const tn_raft_conf *c = tn_raft_conf_of(n->raft);
+    uint32_t voters = c->n_voters, learners = c->n_learners;
+    uint64_t term = tn_raft_term(n->raft), last = tn_raft_last_index(n->raft);
     rc = tn_node_start_threads(n, err, errlen);
     if (rc != TN_SUCCESS) return rc;
-    const tn_raft_conf *c = tn_raft_conf_of(n->raft);
     tn_node_log(n, "listening on %s, %u voter(s), %u learner(s), term %" PRIu64 ", last index %" PRIu64,
-                n->cfg.listen_url, c->n_voters, c->n_learners, tn_raft_term(n->raft), tn_raft_last_index(n->raft));
+                n->cfg.listen_url, voters, learners, term, last);
     return TN_SUCCESS;
 }
 
