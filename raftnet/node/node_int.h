@@ -153,7 +153,9 @@ struct tn_node {
     _Atomic uint64_t applied_rev;
     _Atomic uint64_t log_first;
     atomic_int local_ready;
-    int fatal;
+    /* Set by the loop (or tn_node_stop) on a fatal error, read by any thread (tn_node_failed, tn_node_submit
+     * while the loop is stopping): atomic. */
+    atomic_int fatal;
     void (*on_fatal)(void *);
     void *on_fatal_arg;
 };
