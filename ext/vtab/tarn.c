@@ -7,6 +7,16 @@ SQLITE_EXTENSION_INIT1
 #include "tarn_ext.h"
 #include "status_vtab.h"
 
+#ifndef SQLITE_CORE
+#include <pthread.h>
+
+/* SQLITE_EXTENSION_INIT2 stores the API table in the global through which every file of the extension
+ * calls SQLite. The entry point runs once per connection, on whatever thread opens it: storing the same
+ * pointer again while another connection calls through it is still a data race, so it is stored once,
+ * under a lock every load takes (which also orders that store before any use on another thread). */
+static pthread_mutex_t api_mu = PTHREAD_MUTEX_INITIALIZER;
+#endif
+
 /* tarn_version(): the extension's version. */
 static void fn_version(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
@@ -45,7 +55,11 @@ __declspec(dllexport)
 #endif
 int sqlite3_tarn_init(sqlite3 *db, char **err, const sqlite3_api_routines *api)
 {
-    SQLITE_EXTENSION_INIT2(api);
+#ifndef SQLITE_CORE
+    pthread_mutex_lock(&api_mu);
+    if (!sqlite3_api) SQLITE_EXTENSION_INIT2(api);
+    pthread_mutex_unlock(&api_mu);
+#endif
     if (sqlite3_libversion_number() < 3040000) {
         *err = sqlite3_mprintf("tarn: needs SQLite 3.40 or newer (this is %s)", sqlite3_libversion());
         return SQLITE_ERROR;

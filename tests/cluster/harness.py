@@ -111,7 +111,8 @@ class Cluster:
             if name.endswith(".log"):
                 with open(os.path.join(self.dir, name), "rb") as f:
                     text = f.read().decode(errors="replace")
-                for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+                for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                               "WARNING: ThreadSanitizer"):
                     if marker in text:
                         found.append("%s: %s" % (name, marker))
         return found

@@ -472,13 +472,13 @@ static void test_mutations(void **state)
  * decoding in a fresh process (this program re-executed with LYING_COUNTS_CHILD, so its heap holds no
  * free memory from earlier tests) whose address space is capped 1 MiB above its size: an attempted
  * big allocation fails there and shows up as NOMEM instead of BAD_REQUEST. A truthful message that
- * needs a big array is the control (it must get NOMEM, proving the cap bites). Skipped under ASan,
- * whose allocator cannot run under an address-space cap. */
+ * needs a big array is the control (it must get NOMEM, proving the cap bites). Skipped under ASan and
+ * TSan, whose allocators cannot run under an address-space cap. */
 #define LYING_COUNTS_CHILD "--lying-counts-child"
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define WIRE_TEST_ASAN 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 #define WIRE_TEST_ASAN 1
 #endif
 #endif

@@ -3,15 +3,16 @@
  * (serialized image compared) with every invariant intact; no failure may be silently absorbed.
  *
  * The injection replaces malloc/calloc/realloc/free in this program (forwarding to glibc's __libc_*),
- * so it cannot run under AddressSanitizer, which owns those symbols: there the test is skipped. */
+ * so it cannot run under AddressSanitizer or ThreadSanitizer, which own those symbols: there the test is
+ * skipped. */
 #include <stdlib.h>
 
 #include "test_coll_util.h"
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define TN_FAULT_SKIP 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 #define TN_FAULT_SKIP 1
 #endif
 #endif
