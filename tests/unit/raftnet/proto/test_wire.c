@@ -476,10 +476,10 @@ static void test_mutations(void **state)
  * TSan, whose allocators cannot run under an address-space cap. */
 #define LYING_COUNTS_CHILD "--lying-counts-child"
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define WIRE_TEST_ASAN 1
+#define WIRE_TEST_SANITIZED 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define WIRE_TEST_ASAN 1
+#define WIRE_TEST_SANITIZED 1
 #endif
 #endif
 
@@ -529,7 +529,7 @@ static int lying_counts_child(void)
 static void test_lying_counts_allocate_nothing(void **state)
 {
     (void)state;
-#ifdef WIRE_TEST_ASAN
+#ifdef WIRE_TEST_SANITIZED
     skip();
 #else
     fflush(NULL);
