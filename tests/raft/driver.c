@@ -453,9 +453,10 @@ static void disk_failed(tn_rt *c, tn_rt_node *nd)
 {
     tn_rt_trace(c, TN_RT_TR_DISKFAIL, nd->id, 0, 0, 0, 0, 0);
     tn_rt_crash(c, nd->id, TN_RT_KEEP_NONE);
-    if (c->o.timed && (c->o.failstop_min_us || c->o.failstop_spread_us))
-        tn_rt_restart_at(c, nd->id, c->now + c->o.failstop_min_us +
-                                        (c->o.failstop_spread_us ? tn_rt_rng_below(&c->g, c->o.failstop_spread_us) : 0));
+    if (c->o.timed && (c->o.failstop_min_us || c->o.failstop_spread_us)) {
+        uint64_t spread = c->o.failstop_spread_us ? tn_rt_rng_below(&c->g, c->o.failstop_spread_us) : 0;
+        tn_rt_restart_at(c, nd->id, c->now + c->o.failstop_min_us + spread);
+    }
 }
 
 static void sync_start(tn_rt *c, tn_rt_node *nd)
@@ -493,6 +494,18 @@ void tn_rt_sync(tn_rt *c, int id)
     }
     disk_synced(c, nd, nd->op_seq);
     tn_rt_process(c, id);
+}
+
+int tn_rt_set_disk(tn_rt *c, tn_rt_disk disk)
+{
+    int from = c->o.disk;
+    if ((from != TN_RT_DISK_AUTO && from != TN_RT_DISK_MANUAL) ||
+        (disk != TN_RT_DISK_AUTO && disk != TN_RT_DISK_MANUAL))
+        return -1;
+    c->o.disk = disk;
+    if (disk == TN_RT_DISK_AUTO)
+        for (int id = 1; id <= c->n; id++) tn_rt_sync(c, id);
+    return 0;
 }
 
 void tn_rt_fail_next_sync(tn_rt *c, int id, int on) { tn_rt_node_of(c, id)->fail_next_sync = on; }
@@ -588,6 +601,7 @@ static void handle_ready(tn_rt *c, tn_rt_node *nd, tn_raft_ready *rd)
         if (h->apply) h->apply(h->ctx, c, nd->id, e);
     }
     for (size_t i = 0; i < rd->n_read_states; i++) {
+        if (c->n_rreq) tn_rt_check_read(c, nd, &rd->read_states[i]);
         if (h->read) {
             h->read(h->ctx, c, nd->id, &rd->read_states[i]);
             continue;
@@ -597,7 +611,8 @@ static void handle_ready(tn_rt *c, tn_rt_node *nd, tn_raft_ready *rd)
     }
     if (rd->soft_changed) tn_rt_trace(c, TN_RT_TR_ROLE, nd->id, rd->role, 0, tn_raft_term(r), rd->leader, 0);
     if (rd->n_committed)
-        tn_rt_trace(c, TN_RT_TR_COMMIT, nd->id, 0, 0, tn_raft_commit(r), tn_raft_applied(r), tn_raft_last_index(r));
+        tn_rt_trace(c, TN_RT_TR_COMMIT, nd->id, 0, 0, tn_raft_commit(r), tn_raft_applied(r),
+                    tn_raft_last_index(r));
     if (c->o.compact_every && h->snapshot) {
         uint64_t applied = tn_raft_applied(r);
         if (applied >= tn_raft_snapshot_of(r)->index + c->o.compact_every) {

@@ -30,7 +30,8 @@
  *
  * Invariants (tn_rt_opts.check; driver_check.c): election safety, log matching, leader completeness, commit
  * agreement, state-machine safety (same entry applied at each index), commit/applied monotonic per
- * incarnation, applied <= committed, committed entries handed out in order. The first violation is kept
+ * incarnation, applied <= committed, committed entries handed out in order, and no stale read among the
+ * reads requested through tn_rt_read_index. The first violation is kept
  * (tn_rt_failed / tn_rt_why); the driver carries on, the caller decides when to stop. Step mode checks a
  * node each time tn_rt_drain handles it; in timed mode the caller calls tn_rt_check after its events.
  *
@@ -157,6 +158,10 @@ void tn_rt_process(tn_rt *c, int id);
 void tn_rt_drain(tn_rt *c);
 /* One tick of node id's clock, then its Readys. */
 void tn_rt_tick(tn_rt *c, int id);
+/* tn_raft_read_index on node id, remembering the highest commit index any node has reached (check on):
+ * a read state that answers ctx with ok and a lower index is a violation (a stale read). Returns what
+ * tn_raft_read_index returned, or TN_UNAVAILABLE if the node is down. */
+int tn_rt_read_index(tn_rt *c, int id, uint64_t ctx);
 /* Compacts node id's log at its applied index with this state (tn_raft_compact) and writes the snapshot
  * to its disk. 0, or -1 if the core refused. */
 int tn_rt_compact(tn_rt *c, int id, const void *data, size_t len);
@@ -182,6 +187,9 @@ int tn_rt_restart(tn_rt *c, int id);
 /* MANUAL / AUTO disk: makes everything node id wrote so far durable (or fail-stops it, see
  * tn_rt_fail_next_sync), then handles its Readys. No-op if nothing is pending. */
 void tn_rt_sync(tn_rt *c, int id);
+/* Switches a step-mode cluster between TN_RT_DISK_AUTO and TN_RT_DISK_MANUAL (switching to AUTO syncs
+ * what is pending). 0, or -1 for any other change. */
+int tn_rt_set_disk(tn_rt *c, tn_rt_disk disk);
 /* The node's next sync fails: it crashes (fail-stop) instead of reporting durability. */
 void tn_rt_fail_next_sync(tn_rt *c, int id, int on);
 /* Timed disk: every fsync of node id takes min_us + rand(spread_us) more (0, 0: back to normal). */

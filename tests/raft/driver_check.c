@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tn_code.h"
+
 /* ---------------------------------------------------------------------------------------------- */
 /* violations                                                                                      */
 
@@ -87,6 +89,30 @@ void tn_rt_check_apply(tn_rt *c, tn_rt_node *nd, const tn_raft_entry *e)
     if (c->a_hash[e->index] && c->a_hash[e->index] != h)
         tn_rt_fail(c, "state machine safety: n%d applied a different entry at index %" PRIu64, nd->id, e->index);
     c->a_hash[e->index] = h;
+}
+
+int tn_rt_read_index(tn_rt *c, int id, uint64_t ctx)
+{
+    tn_rt_node *nd = tn_rt_node_of(c, id);
+    if (!nd->up) return TN_UNAVAILABLE;
+    if (c->o.check) {
+        c->rreq = tn_rt_grow(c->rreq, &c->cap_rreq, c->n_rreq + 1, sizeof *c->rreq);
+        c->rreq[c->n_rreq++] = (tn_rt_read_req){ctx, c->max_commit};
+    }
+    return tn_raft_read_index(nd->r, ctx);
+}
+
+/* Linearizable reads: an answer must reflect every entry committed before the read was requested. */
+void tn_rt_check_read(tn_rt *c, tn_rt_node *nd, const tn_raft_read_state *rs)
+{
+    for (size_t i = 0; i < c->n_rreq; i++) {
+        if (c->rreq[i].ctx != rs->ctx) continue;
+        if (rs->ok && rs->index < c->rreq[i].min_index)
+            tn_rt_fail(c, "stale read: n%d answered read %" PRIu64 " at index %" PRIu64 ", but %" PRIu64
+                       " was committed before it was asked", nd->id, rs->ctx, rs->index, c->rreq[i].min_index);
+        c->rreq[i] = c->rreq[--c->n_rreq];
+        return;
+    }
 }
 
 static void check_leader_has_committed(tn_rt *c, tn_rt_node *nd, uint64_t from, uint64_t to)
@@ -174,6 +200,7 @@ void tn_rt_check_free(tn_rt *c)
     free(c->c_seen);
     free(c->a_hash);
     free(c->lm);
+    free(c->rreq);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -185,9 +212,10 @@ static void print_rec(const tn_rt *c, FILE *f, const tn_rt_trace_rec *t)
     switch (t->kind) {
     case TN_RT_TR_SEND: fprintf(f, "%10.3f n%d -> n%d %s term=%" PRIu64 " idx=%" PRIu64 " n=%" PRIu64 "\n", ms,
                                 t->node, t->a, tn_raft_msg_type_name(t->b), t->x, t->y, t->z); break;
-    case TN_RT_TR_DROP: fprintf(f, "%10.3f n%d -> n%d %s DROPPED\n", ms, t->node, t->a, tn_raft_msg_type_name(t->b)); break;
-    case TN_RT_TR_DELIVER: fprintf(f, "%10.3f n%d <- n%d %s term=%" PRIu64 " idx=%" PRIu64 " rej=%" PRIu64 "\n", ms,
-                                   t->node, t->a, tn_raft_msg_type_name(t->b), t->x, t->y, t->z); break;
+    case TN_RT_TR_DROP: fprintf(f, "%10.3f n%d -> n%d %s DROPPED\n", ms, t->node, t->a,
+                                tn_raft_msg_type_name(t->b)); break;
+    case TN_RT_TR_DELIVER: fprintf(f, "%10.3f n%d <- n%d %s term=%" PRIu64 " idx=%" PRIu64 " rej=%" PRIu64 "\n",
+                                   ms, t->node, t->a, tn_raft_msg_type_name(t->b), t->x, t->y, t->z); break;
     case TN_RT_TR_ROLE: fprintf(f, "%10.3f n%d becomes %s term=%" PRIu64 " leader=%" PRIu64 "\n", ms, t->node,
                                 tn_raft_role_name((tn_raft_role)t->a), t->x, t->y); break;
     case TN_RT_TR_COMMIT: fprintf(f, "%10.3f n%d commit=%" PRIu64 " applied=%" PRIu64 " last=%" PRIu64 "\n", ms,

@@ -64,6 +64,11 @@ typedef struct tn_rt_qmsg {
     tn_raft_msg *m;
 } tn_rt_qmsg;
 
+/* a read requested through tn_rt_read_index: its answer must not be older than this commit index */
+typedef struct tn_rt_read_req {
+    uint64_t ctx, min_index;
+} tn_rt_read_req;
+
 typedef struct tn_rt_lm_rec {
     uint64_t index, term;
     uint64_t hash, prev_term;
@@ -95,6 +100,8 @@ struct tn_rt {
     tn_rt_lm_rec *lm;                            /* log matching table: open addressing on (index, term) */
     size_t lm_cap, lm_n;
     uint64_t elections;
+    tn_rt_read_req *rreq;
+    size_t n_rreq, cap_rreq;
     char why[512];
     int violated;
     tn_rt_trace_rec trace[TN_RT_TRACE_N];
@@ -109,6 +116,7 @@ tn_rt_node *tn_rt_node_of(tn_rt *c, int id);
 /* driver_check.c: called from the Ready loop */
 void tn_rt_check_append(tn_rt *c, tn_rt_node *nd, const tn_raft_entry *e);
 void tn_rt_check_apply(tn_rt *c, tn_rt_node *nd, const tn_raft_entry *e);
+void tn_rt_check_read(tn_rt *c, tn_rt_node *nd, const tn_raft_read_state *rs);
 void tn_rt_check_free(tn_rt *c);
 
 #endif

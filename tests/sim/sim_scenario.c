@@ -179,8 +179,8 @@ void tn_sim_on_script(sim *s, int step)
         break;
     case SC_VOTE_CRASH:
         /* 3 nodes, pre-vote and check-quorum on. The leader L (term t) is cut off; both followers have a
-         * slow disk (30-50 ms per fsync). One of them wins term t+1 with the other's vote; at that instant the voter
-         * crashes without its pending writes and restarts, and the winner is cut off while L and the
+         * slow disk (30-50 ms per fsync). One of them wins term t+1 with the other's vote; at that instant the
+         * voter crashes without its pending writes and restarts, and the winner is cut off while L and the
          * voter reconnect. If the vote grant went out before the vote was durable
          * (--mutate skip_vote_persist), the voter may vote again in term t+1: two leaders in one term. */
         if (step == 0) {
@@ -284,8 +284,8 @@ void tn_sim_scenario_watch(sim *s, int id)
     tn_rt *c = s->c;
     tn_raft *r = tn_rt_raft(c, id);
     uint64_t now = tn_sim_now(s);
-    if (s->scen == SC_VOTE_CRASH && s->f8_phase == 1 && r && id - 1 != s->f8_x && tn_raft_role_of(r) == TN_LEADER &&
-        tn_raft_term(r) > s->f8_a) {
+    if (s->scen == SC_VOTE_CRASH && s->f8_phase == 1 && r && id - 1 != s->f8_x &&
+        tn_raft_role_of(r) == TN_LEADER && tn_raft_term(r) > s->f8_a) {
         /* X won with the vote of Y: Y crashes before its (slow) fsync and restarts at once; X is cut off,
          * the old leader and Y can talk. A vote that was sent before it was durable is now forgotten. */
         int x = id - 1, y = 3 - s->f8_x - x;
