@@ -1,8 +1,9 @@
-/* test_raft.c — unit tests of the Raft core's rules (raftnet/raft/raft.h). Cluster cases run on the Raft
- * test driver (tests/raft/driver.h) in step mode: the test decides which messages arrive and when, every
- * write counts as durable once its Ready is handled, and the driver's invariant checks run after each
- * Ready. Single-node cases drive one tn_raft by hand to look at its Readys. More rules are covered by the
- * scenario files in tests/raft/testdata (ctest raft.scenarios). */
+/* test_raft.c — unit tests of the Raft core's rules (raftnet/raft/raft.h) that need a look inside one node's
+ * Ready, the message codec and config validation; single-node cases drive one tn_raft by hand. Cluster cases
+ * run on the Raft test driver (tests/raft/driver.h) in step mode: every write counts as durable once its Ready
+ * is handled, and the driver's invariant checks run after each Ready. Elections, replication and flow control,
+ * ReadIndex and lease reads, leader transfer, membership and snapshots are covered by the scenario files in
+ * tests/raft/testdata (ctest raft.scenarios). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -77,26 +78,12 @@ static void settle(tn_rt *c)
     no_violation(c);
 }
 
-static void tick_node(tn_rt *c, int i, int ticks)
-{
-    for (int k = 0; k < ticks; k++) {
-        tn_rt_tick(c, i);
-        settle(c);
-    }
-}
-
 static void tick_all(tn_rt *c, int ticks)
 {
     for (int k = 0; k < ticks; k++) {
         for (int i = 1; i <= tn_rt_n(c); i++) tn_rt_tick(c, i);
         settle(c);
     }
-}
-
-static void isolate(tn_rt *c, int i, int on)
-{
-    if (on) tn_rt_isolate(c, i);
-    else tn_rt_connect(c, i);
 }
 
 /* Elects node `who` (1: its timeout, 11 ticks, is the shortest): first every node ticks out of its start-up
@@ -107,48 +94,7 @@ static void elect(tn_rt *c, int who)
     no_violation(c);
 }
 
-static void propose(tn_rt *c, int i, const char *s)
-{
-    assert_int_equal(tn_raft_propose(R(c, i), s, strlen(s), NULL, NULL), TN_SUCCESS);
-}
-
-static const tn_raft_read_state *reads(tn_rt *c, int i, size_t *n)
-{
-    const tn_rt_stats *st = tn_rt_stats_of(c, i);
-    *n = st->n_reads;
-    return st->reads;
-}
-
 /* ---------------------------------------------------------------------------------------------- */
-
-static void test_election_prevote_and_terms(void **state)
-{
-    (void)state;
-    tn_rt *c = cluster(3, NULL);
-    /* the others are still in their start-up lease: node 1's pre-vote is ignored, nobody's term moves */
-    for (int k = 0; k < 9; k++) tick_node(c, 1, 1);
-    assert_int_equal(tn_raft_term(R(c, 2)), 0);
-    for (int k = 0; k < 12; k++) {
-        tn_raft_tick(R(c, 2));
-        tn_raft_tick(R(c, 3));
-    }
-    settle(c);
-    /* node 2 or 3 may have campaigned too; make node 1 campaign now that leases ran out */
-    int ld = tn_rt_leader(c);
-    if (!ld) {
-        tick_node(c, 1, 20);
-        ld = tn_rt_leader(c);
-    }
-    assert_true(ld >= 1);
-    uint64_t term = tn_raft_term(R(c, ld));
-    for (int i = 1; i <= 3; i++) {
-        assert_int_equal(tn_raft_term(R(c, i)), term);
-        assert_int_equal(tn_raft_leader(R(c, i)), (uint64_t)ld);
-    }
-    /* the new leader's no-op commits everywhere */
-    for (int i = 1; i <= 3; i++) assert_true(tn_raft_commit(R(c, i)) >= 1);
-    done(c);
-}
 
 static void test_vote_grant_waits_for_persist(void **state)
 {
@@ -443,143 +389,6 @@ static void test_follower_ack_waits_and_truncates_conflict(void **state)
     tn_raft_free(r);
 }
 
-static void test_fast_backoff_converges(void **state)
-{
-    (void)state;
-    /* follower 2 has 50 entries of term 1 that the leader does not have; the leader's log is 30 of
-     * term 1 and 30 of term 3: the leader must find the match point in a few round trips */
-    tn_raft_entry le[60], fe[50];
-    for (int i = 0; i < 60; i++) le[i] = (tn_raft_entry){i < 30 ? 1u : 3u, (uint64_t)i + 1, 0, 0, NULL};
-    for (int i = 0; i < 50; i++) fe[i] = (tn_raft_entry){i < 30 ? 1u : 2u, (uint64_t)i + 1, 0, 0, NULL};
-    tn_raft_snapshot_meta none = {0};
-    tn_rt *c = cluster_new(3, NULL);
-    for (int i = 1; i <= 3; i++) {
-        tn_raft_hard_state hs = {3, 0, 10};
-        assert_int_equal(tn_rt_boot_state(c, i, &hs, &none, NULL, 0, i == 2 ? fe : le, i == 2 ? 50 : 60), 0);
-    }
-    tick_all(c, 1);
-    elect(c, 1);
-    settle(c);
-    assert_int_equal(tn_raft_last_index(R(c, 2)), 61);
-    uint64_t t;
-    tn_raft_term_at(R(c, 2), 40, &t);
-    assert_int_equal(t, 3);
-    assert_int_equal(tn_raft_commit(R(c, 2)), 61);
-    assert_true(tn_rt_stats_of(c, 2)->truncations >= 1);
-    done(c);
-}
-
-static void test_pipelining_and_flow_control(void **state)
-{
-    (void)state;
-    tn_raft_config cc = cfg_for(1, 3);
-    cc.max_inflight_msgs = 2;
-    cc.max_entries_per_msg = 1;
-    tn_rt *c = cluster(3, &cc);
-    tick_all(c, 1);
-    elect(c, 1);
-    /* replicate state reached; now 5 proposals with acks withheld: at most 2 appends per follower */
-    for (int k = 0; k < 5; k++) propose(c, 1, "abc");
-    tn_raft_ready rd;
-    tn_raft_ready_get(R(c, 1), &rd); /* by hand: what the leader sends at once */
-    int per[4] = {0};
-    for (size_t k = 0; k < rd.n_msgs; k++) {
-        if (rd.msgs[k]->type == TN_MSG_APP && rd.msgs[k]->n_entries) per[rd.msgs[k]->to]++;
-        tn_raft_msg_free(rd.msgs[k]);
-    }
-    assert_int_equal(per[2], 2);
-    assert_int_equal(per[3], 2);
-    tn_rt_free(c);
-}
-
-static void test_read_index(void **state)
-{
-    (void)state;
-    tn_rt *c = cluster(3, NULL);
-    tick_all(c, 1);
-    elect(c, 1);
-    propose(c, 1, "a");
-    settle(c);
-    /* leader: queued until a heartbeat round is acknowledged by a quorum */
-    isolate(c, 1, 1);
-    assert_int_equal(tn_raft_read_index(R(c, 1), 7), TN_SUCCESS);
-    settle(c);
-    size_t n;
-    const tn_raft_read_state *rs = reads(c, 1, &n);
-    assert_int_equal(n, 0);
-    isolate(c, 1, 0);
-    assert_int_equal(tn_raft_read_index(R(c, 1), 8), TN_SUCCESS);
-    settle(c);
-    rs = reads(c, 1, &n);
-    assert_int_equal(n, 2); /* the later round confirms both */
-    assert_int_equal(rs[0].ctx, 7);
-    assert_int_equal(rs[1].ctx, 8);
-    assert_true(rs[0].ok);
-    assert_int_equal(rs[0].index, tn_raft_commit(R(c, 1)));
-    /* follower: forwarded to the leader, answered once applied */
-    assert_int_equal(tn_raft_read_index(R(c, 2), 9), TN_SUCCESS);
-    settle(c);
-    rs = reads(c, 2, &n);
-    assert_int_equal(n, 1);
-    assert_int_equal(rs[0].ctx, 9);
-    assert_true(rs[0].ok);
-    assert_true(rs[0].index <= tn_raft_applied(R(c, 2)));
-    done(c);
-}
-
-static void test_read_refused_before_commit_in_term(void **state)
-{
-    (void)state;
-    tn_rt *c = cluster(3, NULL);
-    tick_all(c, 1);
-    /* elect node 1 but keep its no-op from committing: cut it off right after it wins */
-    tn_rt_drain(c);
-    for (int k = 0; k < 9; k++) tick_all(c, 1);
-    for (int k = 0; k < 40 && tn_raft_role_of(R(c, 1)) != TN_LEADER; k++) {
-        tn_raft_tick(R(c, 1));
-        for (int round = 0; round < 10; round++) {
-            tn_rt_drain(c);
-            if (tn_raft_role_of(R(c, 1)) == TN_LEADER) break;
-            tn_rt_deliver(c, NULL);
-        }
-    }
-    assert_int_equal(tn_raft_role_of(R(c, 1)), TN_LEADER);
-    isolate(c, 1, 1);
-    assert_int_equal(tn_raft_read_index(R(c, 1), 5), TN_SUCCESS);
-    settle(c);
-    size_t n;
-    const tn_raft_read_state *rs = reads(c, 1, &n);
-    assert_int_equal(n, 1);
-    assert_false(rs[0].ok);
-    done(c);
-}
-
-static void test_lease_read(void **state)
-{
-    (void)state;
-    tn_raft_config cc = cfg_for(1, 3);
-    cc.lease_read = 1;
-    cc.lease_drift_ticks = 3;
-    tn_rt *c = cluster(3, &cc);
-    tick_all(c, 1);
-    elect(c, 1);
-    tick_node(c, 1, 2); /* a heartbeat round establishes the lease */
-    isolate(c, 1, 1);
-    assert_int_equal(tn_raft_read_index(R(c, 1), 1), TN_SUCCESS);
-    tn_rt_process(c, 1);
-    size_t n;
-    const tn_raft_read_state *rs = reads(c, 1, &n);
-    assert_int_equal(n, 1); /* served from the lease, no round trip */
-    assert_true(rs[0].ok);
-    for (int k = 0; k < 8; k++) tn_raft_tick(R(c, 1)); /* lease (10 - 3 ticks) runs out */
-    settle(c);
-    assert_int_equal(tn_raft_read_index(R(c, 1), 2), TN_SUCCESS);
-    settle(c);
-    reads(c, 1, &n);
-    assert_int_equal(n, 1); /* now it needs a quorum round it cannot get */
-    done(c);
-}
-
 static void test_forwarding(void **state)
 {
     (void)state;
@@ -598,110 +407,6 @@ static void test_forwarding(void **state)
     assert_non_null(e);
     assert_int_equal(e->len, 3);
     assert_memory_equal(e->data, "fwd", 3);
-    done(c);
-}
-
-static void test_check_quorum_steps_down(void **state)
-{
-    (void)state;
-    tn_rt *c = cluster(3, NULL);
-    tick_all(c, 1);
-    elect(c, 1);
-    isolate(c, 1, 1);
-    tick_node(c, 1, 25);
-    assert_int_not_equal(tn_raft_role_of(R(c, 1)), TN_LEADER);
-    done(c);
-}
-
-static void test_membership(void **state)
-{
-    (void)state;
-    tn_raft_config conf3 = cfg_for(1, 3);
-    tn_rt *c = cluster(4, &conf3); /* node 4 starts outside the configuration */
-    tick_all(c, 1);
-    elect(c, 1);
-    tn_raft_conf_change cc = {TN_CONF_ADD_LEARNER, 4};
-    assert_int_equal(tn_raft_propose_conf(R(c, 1), &cc, NULL), TN_SUCCESS);
-    tn_raft_conf_change cc2 = {TN_CONF_REMOVE, 3};
-    assert_int_equal(tn_raft_propose_conf(R(c, 1), &cc2, NULL), TN_UNAVAILABLE); /* one at a time */
-    settle(c);
-    assert_int_equal(tn_raft_conf_of(R(c, 1))->n_learners, 1);
-    assert_false(tn_raft_is_voter(R(c, 1), 4));
-    assert_int_equal(tn_raft_commit(R(c, 4)), tn_raft_commit(R(c, 1))); /* the learner gets the log */
-    /* a learner does not count: with 2 and 3 cut off, nothing commits */
-    isolate(c, 2, 1);
-    isolate(c, 3, 1);
-    uint64_t commit = tn_raft_commit(R(c, 1));
-    propose(c, 1, "q");
-    settle(c);
-    assert_int_equal(tn_raft_commit(R(c, 1)), commit);
-    isolate(c, 2, 0);
-    isolate(c, 3, 0);
-    tick_node(c, 1, 2); /* the next heartbeat round repairs the lost appends */
-    assert_int_equal(tn_raft_commit(R(c, 1)), commit + 1);
-    cc.op = TN_CONF_PROMOTE;
-    assert_int_equal(tn_raft_propose_conf(R(c, 1), &cc, NULL), TN_SUCCESS);
-    settle(c);
-    assert_true(tn_raft_is_voter(R(c, 4), 4));
-    assert_int_equal(tn_raft_conf_of(R(c, 2))->n_voters, 4);
-    /* removing the leader: it steps down once the change is applied */
-    cc.op = TN_CONF_REMOVE;
-    cc.node = 1;
-    assert_int_equal(tn_raft_propose_conf(R(c, 1), &cc, NULL), TN_SUCCESS);
-    settle(c);
-    assert_int_not_equal(tn_raft_role_of(R(c, 1)), TN_LEADER);
-    assert_false(tn_raft_is_voter(R(c, 2), 1));
-    /* invalid changes */
-    tick_all(c, 30);
-    int ld = tn_rt_leader(c);
-    assert_true(ld >= 2);
-    tn_raft_conf_change bad = {TN_CONF_PROMOTE, 2};
-    assert_int_equal(tn_raft_propose_conf(R(c, ld), &bad, NULL), TN_CLIENT_REQ_ERROR);
-    done(c);
-}
-
-static void test_leader_transfer(void **state)
-{
-    (void)state;
-    tn_rt *c = cluster(3, NULL);
-    tick_all(c, 1);
-    elect(c, 1);
-    propose(c, 1, "t");
-    settle(c);
-    assert_int_equal(tn_raft_transfer_leader(R(c, 1), 3), TN_SUCCESS);
-    /* no proposals while the transfer runs */
-    assert_int_equal(tn_raft_propose(R(c, 1), "no", 2, NULL, NULL), TN_NOT_LEADER);
-    settle(c);
-    assert_int_equal(tn_raft_role_of(R(c, 3)), TN_LEADER);
-    assert_int_equal(tn_raft_leader(R(c, 1)), 3);
-    assert_int_equal(tn_raft_transfer_leader(R(c, 1), 2), TN_NOT_LEADER);
-    done(c);
-}
-
-static void test_snapshot_to_lagging_follower(void **state)
-{
-    (void)state;
-    tn_rt *c = cluster(3, NULL);
-    tick_all(c, 1);
-    elect(c, 1);
-    isolate(c, 3, 1);
-    for (int k = 0; k < 20; k++) propose(c, 1, "s");
-    settle(c);
-    uint64_t applied = tn_raft_applied(R(c, 1));
-    assert_true(applied >= 21);
-    assert_int_equal(tn_raft_compact(R(c, 1), applied, "STATE", 5), 0);
-    assert_int_equal(tn_raft_compact(R(c, 1), applied, "STATE", 5), -1); /* not newer */
-    assert_int_equal(tn_raft_first_index(R(c, 1)), applied + 1);
-    isolate(c, 3, 0);
-    tick_node(c, 1, 3);
-    settle(c);
-    assert_int_equal(tn_rt_stats_of(c, 3)->snapshots, 1);
-    assert_int_equal(tn_raft_snapshot_of(R(c, 3))->index, applied);
-    assert_int_equal(tn_raft_commit(R(c, 3)), tn_raft_commit(R(c, 1)));
-    propose(c, 1, "after");
-    settle(c);
-    assert_int_equal(tn_raft_last_index(R(c, 3)), tn_raft_last_index(R(c, 1)));
-    assert_int_equal(tn_raft_applied(R(c, 3)), tn_raft_commit(R(c, 1)));
     done(c);
 }
 
@@ -814,7 +519,6 @@ static void test_config_and_restore_validation(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_election_prevote_and_terms),
         cmocka_unit_test(test_vote_grant_waits_for_persist),
         cmocka_unit_test(test_vote_refused_to_stale_log),
         cmocka_unit_test(test_lease_guard_and_forced_vote),
@@ -822,16 +526,7 @@ int main(void)
         cmocka_unit_test(test_leader_counts_itself_only_when_durable),
         cmocka_unit_test(test_no_commit_of_old_term_by_counting),
         cmocka_unit_test(test_follower_ack_waits_and_truncates_conflict),
-        cmocka_unit_test(test_fast_backoff_converges),
-        cmocka_unit_test(test_pipelining_and_flow_control),
-        cmocka_unit_test(test_read_index),
-        cmocka_unit_test(test_read_refused_before_commit_in_term),
-        cmocka_unit_test(test_lease_read),
         cmocka_unit_test(test_forwarding),
-        cmocka_unit_test(test_check_quorum_steps_down),
-        cmocka_unit_test(test_membership),
-        cmocka_unit_test(test_leader_transfer),
-        cmocka_unit_test(test_snapshot_to_lagging_follower),
         cmocka_unit_test(test_msg_codec),
         cmocka_unit_test(test_config_and_restore_validation),
     };
