@@ -606,8 +606,9 @@ static void handle_ready(tn_rt *c, tn_rt_node *nd, tn_raft_ready *rd)
             h->read(h->ctx, c, nd->id, &rd->read_states[i]);
             continue;
         }
-        nd->st.reads = tn_rt_grow((void *)nd->st.reads, &nd->cap_reads, nd->st.n_reads + 1, sizeof *nd->st.reads);
-        ((tn_raft_read_state *)nd->st.reads)[nd->st.n_reads++] = rd->read_states[i];
+        nd->reads = tn_rt_grow(nd->reads, &nd->cap_reads, nd->st.n_reads + 1, sizeof *nd->reads);
+        nd->reads[nd->st.n_reads++] = rd->read_states[i];
+        nd->st.reads = nd->reads;
     }
     if (rd->soft_changed) tn_rt_trace(c, TN_RT_TR_ROLE, nd->id, rd->role, 0, tn_raft_term(r), rd->leader, 0);
     if (rd->n_committed)
@@ -902,7 +903,7 @@ void tn_rt_free(tn_rt *c)
         for (size_t k = 0; k < nd->n_ops; k++) op_free(&nd->ops[k]);
         free(nd->ops);
         free(nd->held);
-        free((void *)nd->st.reads);
+        free(nd->reads);
         image_clear(nd);
     }
     tn_rt_check_free(c);

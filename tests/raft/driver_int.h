@@ -53,6 +53,7 @@ typedef struct tn_rt_node {
     tn_rt_held *held;
     size_t n_held, cap_held;
     tn_rt_stats st;
+    tn_raft_read_state *reads; /* st.reads */
     size_t cap_reads;
     /* invariant baselines for this incarnation */
     uint64_t seen_commit, seen_applied, checked_commit;

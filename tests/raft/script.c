@@ -943,7 +943,10 @@ int tn_rt_script_run(const char *name, const char *text, FILE *out, int verbose,
     err[0] = 0;
     int rc = 0;
     char *copy = strdup(text);
-    if (!copy) return 1;
+    if (!copy) {
+        snprintf(err, errlen, "%s: out of memory", name);
+        return 1;
+    }
     char *save = NULL;
     s.line = 0;
     for (char *p = copy, *nl; p && !rc; p = nl) {

@@ -372,7 +372,8 @@ static void sim_setup(sim *s, uint64_t seed)
     ro.disk_spread_us = 1500;
     ro.failstop_min_us = 50000;
     ro.failstop_spread_us = 200000;
-    ro.hooks = (tn_rt_hooks){s, sm_apply, sm_read, sm_restore, sm_snapshot, sm_crash, print_client_rec};
+    ro.hooks = (tn_rt_hooks){.ctx = s, .apply = sm_apply, .read = sm_read, .restore = sm_restore,
+                             .snapshot = sm_snapshot, .crash = sm_crash, .print = print_client_rec};
     s->scen = tn_sim_scenario_id(o->scenario);
     /* the scenarios that fix the cluster size do so before the cluster exists */
     if (s->scen == SC_FAILED_WRITE || s->scen == SC_VOTE_CRASH) ro.n = s->n = 3;
