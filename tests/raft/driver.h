@@ -31,13 +31,13 @@
  * Invariants (tn_rt_opts.check; driver_check.c): election safety, log matching, leader completeness, commit
  * agreement, state-machine safety (same entry applied at each index), commit/applied monotonic per
  * incarnation, applied <= committed, committed entries handed out in order, and no stale read among the
- * reads requested through tn_rt_read_index. The first violation is kept
- * (tn_rt_failed / tn_rt_why); the driver carries on, the caller decides when to stop. Step mode checks a
- * node each time tn_rt_drain handles it; in timed mode the caller calls tn_rt_check after its events.
+ * reads requested through tn_rt_read_index. The first violation is kept (tn_rt_failed / tn_rt_why); the
+ * driver carries on, the caller decides when to stop. Step mode checks a node each time tn_rt_drain handles
+ * it; in timed mode the caller calls tn_rt_check after its events.
  *
  * Ownership: the driver owns its nodes, messages in flight and disk images; tn_rt_free releases all.
  * Pointers it returns (tn_rt_raft, tn_rt_stats_of, tn_rt_queued_at) stay valid until the next call that
- * changes that node or the queue. Out of memory aborts the process (test code). Thread: none; one thread
+ * changes that node or the queue. Out of memory ends the process (exit 2: test code). Thread: none; one thread
  * at a time per tn_rt.
  */
 #ifndef TARN_RAFT_DRIVER_H

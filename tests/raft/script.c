@@ -53,7 +53,8 @@
  *   expect member N ID voter|learner|none    in N's configuration
  *   expect entry N IDX term=T [data=D] | expect entry N IDX none
  *   expect read N CTX ok|refused|none [index=I]
- *   expect msgs [FILTER] [reject=R] [index=I] [hint=H] [term=T] [entries=K] OP V   count of queued messages
+ *   expect msgs [FILTER] [reject=R] [index=I] [hint=H] [term=T] [entries=K] [commit=C] OP V
+ *                            how many queued messages match
  *   expect violation [WORD]  the invariant checks found a violation (whose text contains WORD)
  *   expect ok                no violation so far
  *   print | trace [K]        show the nodes / the last K trace records (debugging)
