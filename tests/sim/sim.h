@@ -1,8 +1,9 @@
 /* sim.h — deterministic fault simulator for the Raft core (test code: build/tarn-sim).
  *
  * One process, every node in memory, simulated time (microseconds) driven by an event queue, one seeded
- * PRNG. A run is a pure function of (options, seed): same seed, same trace, same verdict.
- * sim_run() returns 0 when every invariant held and the client history is linearizable, 1 on a violation
+ * PRNG: the Raft test driver (tests/raft/driver.h) in timed mode. A run is a pure function of (options,
+ * seed): same seed, same trace, same verdict.
+ * tn_sim_run() returns 0 when every invariant held and the client history is linearizable, 1 on a violation
  * (sim_result.why names the property; the trace tail is printed when opts.print_trace is set).
  */
 #ifndef TARN_SIM_H
@@ -12,18 +13,6 @@
 #include <stdio.h>
 
 #include "raft.h"
-
-/* xoshiro256** seeded through splitmix64. */
-typedef struct sim_rng {
-    uint64_t s[4];
-} sim_rng;
-
-void sim_rng_seed(sim_rng *g, uint64_t seed);
-uint64_t sim_rng_next(sim_rng *g);
-/* Uniform in [0, n) (n > 0). */
-uint64_t sim_rng_below(sim_rng *g, uint64_t n);
-/* 1 with probability per_mille / 1000. */
-int sim_rng_chance(sim_rng *g, unsigned per_mille);
 
 typedef struct sim_opts {
     int nodes;                 /* 3, 5 or 7 */
@@ -49,9 +38,9 @@ typedef struct sim_result {
     int nodes;                 /* cluster size actually run (scenarios may fix it) */
 } sim_result;
 
-int sim_run(const sim_opts *o, uint64_t seed, sim_result *res);
+int tn_sim_run(const sim_opts *o, uint64_t seed, sim_result *res);
 
-/* Names of the scenarios sim_run knows (NULL-terminated). */
-extern const char *const sim_scenarios[];
+/* Names of the scenarios tn_sim_run knows (NULL-terminated). */
+extern const char *const tn_sim_scenarios[];
 
 #endif

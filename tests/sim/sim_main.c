@@ -29,7 +29,7 @@ static void usage(FILE *f)
             "  --expect-violation  exit 0 only if some run reports a violation (for --mutate); without\n"
             "                      --scenario it tries the random seeds, then every scenario; stops at the first\n"
             "  --scenario NAME     named regression scenario (or 'all'):\n");
-    for (int i = 0; sim_scenarios[i]; i++) fprintf(f, "                        %s\n", sim_scenarios[i]);
+    for (int i = 0; tn_sim_scenarios[i]; i++) fprintf(f, "                        %s\n", tn_sim_scenarios[i]);
     fprintf(f, "  -v                  print the whole trace\n"
                "  -q                  no progress on stderr\n");
 }
@@ -121,8 +121,8 @@ int main(int argc, char **argv)
                 all_scen = 1;
             } else {
                 int ok = 0;
-                for (int k = 0; sim_scenarios[k]; k++)
-                    if (!strcmp(sim_scenarios[k], val)) ok = 1;
+                for (int k = 0; tn_sim_scenarios[k]; k++)
+                    if (!strcmp(tn_sim_scenarios[k], val)) ok = 1;
                 if (!ok) {
                     fprintf(stderr, "tarn-sim: unknown scenario '%s'\n", val);
                     usage(stderr);
@@ -163,11 +163,11 @@ int main(int argc, char **argv)
     struct leg { const char *scenario; uint64_t a, b; } plan[16];
     int n_plan = 0;
     if (all_scen) {
-        for (int k = 0; sim_scenarios[k]; k++) plan[n_plan++] = (struct leg){sim_scenarios[k], a, b};
+        for (int k = 0; tn_sim_scenarios[k]; k++) plan[n_plan++] = (struct leg){tn_sim_scenarios[k], a, b};
     } else {
         plan[n_plan++] = (struct leg){o.scenario, a, b};
         if (!o.scenario && (with_scen || expect))
-            for (int k = 0; sim_scenarios[k]; k++) plan[n_plan++] = (struct leg){sim_scenarios[k], 1, scen_seeds};
+            for (int k = 0; tn_sim_scenarios[k]; k++) plan[n_plan++] = (struct leg){tn_sim_scenarios[k], 1, scen_seeds};
     }
     const char *bad_scen = NULL;
     for (int leg = 0; leg < n_plan && !(expect && violations); leg++) {
@@ -175,7 +175,7 @@ int main(int argc, char **argv)
         for (uint64_t seed = plan[leg].a; seed <= plan[leg].b; seed++) {
             o.nodes = fixed_nodes ? fixed_nodes : sizes[seed % 3];
             sim_result res;
-            sim_run(&o, seed, &res);
+            tn_sim_run(&o, seed, &res);
             runs++;
             steps += res.steps;
             ops += res.ops;
