@@ -479,14 +479,12 @@ static int remember_row(coll_cursor *cur)
     if (!tn_vtab_recording(&vt->vb) || cur->eof) return SQLITE_OK;
     if (cur->mat && cur->own[cur->i]) return SQLITE_OK; /* the transaction's own row: no revision */
     const tn_coll_rrow *row = cur_row(cur);
-    uint8_t kb[32];
     tn_wr w;
     tn_wr_init(&w);
     tn_val_encode(&row->pk, &w);
     if (w.oom) return SQLITE_NOMEM;
     tn_read_info info = {.rev = row->rev};
     int rc = tn_readset_put(&vt->vb.reads, w.p, w.len, &info);
-    (void)kb;
     tn_wr_free(&w);
     return rc;
 }

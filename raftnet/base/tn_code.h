@@ -7,6 +7,14 @@
 #ifndef TARN_TN_CODE_H
 #define TARN_TN_CODE_H
 
+#include <stdarg.h>
+#include <stddef.h>
+
+/* Marks a printf-like function, so its callers' formats are checked and its own vsnprintf is not a
+ * "non-literal format" (-Wformat=2). fmt_pos: the format's parameter position; args_pos: the first
+ * variadic one, 0 for a va_list. */
+#define TN_PRINTF(fmt_pos, args_pos) __attribute__((format(printf, fmt_pos, args_pos)))
+
 #define TN_CODES(X)                                                                                 \
     X(SUCCESS, 0)                /* done */                                                         \
     X(NOT_FOUND, 1)              /* no node / row with that key */                                  \
@@ -53,6 +61,11 @@ typedef enum tn_code {
 
 /* Stable name of a code ("NOT_FOUND"); "UNKNOWN" for a number that is not a code. Never NULL. */
 const char *tn_code_name(int code);
+
+/* Formats a one-line reason into buf[cap] (always NUL-terminated, truncated if longer). A NULL buf or a
+ * cap of 0 is a no-op, so callers pass their caller's optional error buffer straight through. */
+void tn_errf(char *buf, size_t cap, const char *fmt, ...) TN_PRINTF(3, 4);
+void tn_verrf(char *buf, size_t cap, const char *fmt, va_list ap) TN_PRINTF(3, 0);
 
 /* 1 if `code` is a success (SUCCESS or SUCCESS_OVERWRITE). */
 static inline int tn_code_ok(int code) { return code == TN_SUCCESS || code == TN_SUCCESS_OVERWRITE; }

@@ -31,15 +31,6 @@ fail:
     return NULL;
 }
 
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || err_len == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
-
 /* Host part of scheme://host:port (brackets of an IPv6 literal removed), into out. */
 static int url_host(const char *url, char *out, size_t out_len)
 {
@@ -69,23 +60,23 @@ static int tls_load(nng_tls_config *cfg, const tn_tls_opts *tls, char *err, size
         cert = tn_read_text_file(tls->cert_file);
         key = tn_read_text_file(tls->key_file);
         if (!cert || !key) {
-            set_err(err, err_len, "cannot read TLS %s file '%s'", cert ? "key" : "certificate",
+            tn_errf(err, err_len, "cannot read TLS %s file '%s'", cert ? "key" : "certificate",
                     cert ? tls->key_file : tls->cert_file);
             goto fail;
         }
         if ((rv = nng_tls_config_own_cert(cfg, cert, key, NULL)) != 0) {
-            set_err(err, err_len, "bad TLS certificate/key '%s'/'%s': %s", tls->cert_file, tls->key_file,
+            tn_errf(err, err_len, "bad TLS certificate/key '%s'/'%s': %s", tls->cert_file, tls->key_file,
                     nng_strerror(rv));
             goto fail;
         }
     }
     if (tls->ca_file) {
         if (!(ca = tn_read_text_file(tls->ca_file))) {
-            set_err(err, err_len, "cannot read TLS CA file '%s'", tls->ca_file);
+            tn_errf(err, err_len, "cannot read TLS CA file '%s'", tls->ca_file);
             goto fail;
         }
         if ((rv = nng_tls_config_ca_chain(cfg, ca, NULL)) != 0) {
-            set_err(err, err_len, "bad TLS CA file '%s': %s", tls->ca_file, nng_strerror(rv));
+            tn_errf(err, err_len, "bad TLS CA file '%s': %s", tls->ca_file, nng_strerror(rv));
             goto fail;
         }
     }
@@ -104,20 +95,20 @@ int tn_tls_setup_dialer(nng_dialer d, const char *url, const tn_tls_opts *tls, c
     int rc = TN_BAD_REQUEST, rv;
     if (!tn_url_is_tls(url)) return TN_SUCCESS;
     if (!tls || !tls->ca_file) {
-        set_err(err, err_len, "%s: a tls+tcp:// URL needs a CA file to verify the server", url);
+        tn_errf(err, err_len, "%s: a tls+tcp:// URL needs a CA file to verify the server", url);
         goto fail;
     }
     if ((tls->cert_file != NULL) != (tls->key_file != NULL)) {
-        set_err(err, err_len, "TLS needs both a certificate and a key file, or neither");
+        tn_errf(err, err_len, "TLS needs both a certificate and a key file, or neither");
         goto fail;
     }
     if (url_host(url, host, sizeof host) != 0) {
-        set_err(err, err_len, "%s: cannot find the host name in the URL", url);
+        tn_errf(err, err_len, "%s: cannot find the host name in the URL", url);
         goto fail;
     }
     if (nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT) != 0) {
         rc = TN_NOMEM;
-        set_err(err, err_len, "out of memory");
+        tn_errf(err, err_len, "out of memory");
         goto fail;
     }
     if ((rc = tls_load(cfg, tls, err, err_len)) != TN_SUCCESS) goto fail;
@@ -125,7 +116,7 @@ int tn_tls_setup_dialer(nng_dialer d, const char *url, const tn_tls_opts *tls, c
     if ((rv = nng_tls_config_server_name(cfg, host)) != 0 ||
         (rv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED)) != 0 ||
         (rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg)) != 0) {
-        set_err(err, err_len, "%s: TLS setup failed: %s", url, nng_strerror(rv));
+        tn_errf(err, err_len, "%s: TLS setup failed: %s", url, nng_strerror(rv));
         goto fail;
     }
     rc = TN_SUCCESS;
@@ -140,16 +131,16 @@ int tn_tls_setup_listener(nng_listener l, const char *url, const tn_tls_opts *tl
     int rc = TN_BAD_REQUEST, rv;
     if (!tn_url_is_tls(url)) return TN_SUCCESS;
     if (!tls->cert_file || !tls->key_file) {
-        set_err(err, err_len, "%s: listening on tls+tcp:// needs a certificate and a key file", url);
+        tn_errf(err, err_len, "%s: listening on tls+tcp:// needs a certificate and a key file", url);
         goto fail;
     }
     if (tls->require_client_cert && !tls->ca_file) {
-        set_err(err, err_len, "requiring client certificates needs a CA file");
+        tn_errf(err, err_len, "requiring client certificates needs a CA file");
         goto fail;
     }
     if (nng_tls_config_alloc(&cfg, NNG_TLS_MODE_SERVER) != 0) {
         rc = TN_NOMEM;
-        set_err(err, err_len, "out of memory");
+        tn_errf(err, err_len, "out of memory");
         goto fail;
     }
     if ((rc = tls_load(cfg, tls, err, err_len)) != TN_SUCCESS) goto fail;
@@ -157,7 +148,7 @@ int tn_tls_setup_listener(nng_listener l, const char *url, const tn_tls_opts *tl
     nng_tls_auth_mode mode = tls->require_client_cert ? NNG_TLS_AUTH_MODE_REQUIRED : NNG_TLS_AUTH_MODE_NONE;
     if ((rv = nng_tls_config_auth_mode(cfg, mode)) != 0 ||
         (rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, cfg)) != 0) {
-        set_err(err, err_len, "%s: TLS setup failed: %s", url, nng_strerror(rv));
+        tn_errf(err, err_len, "%s: TLS setup failed: %s", url, nng_strerror(rv));
         goto fail;
     }
     rc = TN_SUCCESS;

@@ -42,15 +42,6 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || err_len == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
-
 /* ------------------------------------------------------------------ structures */
 
 enum slot_state { SLOT_IDLE, SLOT_RECV, SLOT_WAIT, SLOT_SEND };
@@ -135,7 +126,7 @@ struct tn_transport {
 
 /* ------------------------------------------------------------------ logging */
 
-static void tlog(tn_transport *t, const char *fmt, ...)
+static TN_PRINTF(2, 3) void tlog(tn_transport *t, const char *fmt, ...)
 {
     char line[512];
     if (!t->o.on_log) return;
@@ -571,7 +562,7 @@ static int peer_out_new(tn_transport *t, uint64_t id, const char *url, peer_out 
     }
     if ((rv = nng_dialer_create(&d, p->sock, url)) != 0) {
         rc = TN_BAD_REQUEST;
-        set_err(err, err_len, "peer %llu: cannot dial '%s': %s", (unsigned long long)id, url, nng_strerror(rv));
+        tn_errf(err, err_len, "peer %llu: cannot dial '%s': %s", (unsigned long long)id, url, nng_strerror(rv));
         goto fail;
     }
     if ((rc = tn_tls_setup_dialer(d, url, &t->o.tls, err, err_len)) != TN_SUCCESS) goto fail;
@@ -582,9 +573,9 @@ static int peer_out_new(tn_transport *t, uint64_t id, const char *url, peer_out 
     return TN_SUCCESS;
 nng_fail:
     rc = rv == NNG_ENOMEM ? TN_NOMEM : TN_BAD_REQUEST;
-    set_err(err, err_len, "peer %llu (%s): %s", (unsigned long long)id, url, nng_strerror(rv));
+    tn_errf(err, err_len, "peer %llu (%s): %s", (unsigned long long)id, url, nng_strerror(rv));
 fail:
-    if (rc == TN_NOMEM && err && !*err) set_err(err, err_len, "out of memory");
+    if (rc == TN_NOMEM && err && !*err) tn_errf(err, err_len, "out of memory");
     peer_out_free(p);
     return rc;
 }
@@ -754,7 +745,7 @@ static int listen_start(tn_transport *t, char *err, size_t err_len)
     nng_socket_set_size(t->sock, NNG_OPT_RECVMAXSZ, TN_TRANSPORT_MAX_MESSAGE);
     t->slots = calloc(t->o.n_contexts, sizeof *t->slots);
     if (!t->slots) {
-        set_err(err, err_len, "out of memory");
+        tn_errf(err, err_len, "out of memory");
         return TN_NOMEM;
     }
     for (unsigned i = 0; i < t->o.n_contexts; i++) {
@@ -766,18 +757,18 @@ static int listen_start(tn_transport *t, char *err, size_t err_len)
         if ((rv = nng_aio_alloc(&s->aio, slot_cb, s)) != 0) goto nng_fail;
     }
     if ((rv = nng_listener_create(&l, t->sock, t->listen_url)) != 0) {
-        set_err(err, err_len, "cannot listen on '%s': %s", t->listen_url, nng_strerror(rv));
+        tn_errf(err, err_len, "cannot listen on '%s': %s", t->listen_url, nng_strerror(rv));
         return TN_BAD_REQUEST;
     }
     if ((rc = tn_tls_setup_listener(l, t->listen_url, &t->o.tls, err, err_len)) != TN_SUCCESS) return rc;
     if ((rv = nng_listener_start(l, 0)) != 0) {
-        set_err(err, err_len, "cannot listen on '%s': %s", t->listen_url, nng_strerror(rv));
+        tn_errf(err, err_len, "cannot listen on '%s': %s", t->listen_url, nng_strerror(rv));
         return TN_UNAVAILABLE;
     }
     for (unsigned i = 0; i < t->n_slots; i++) slot_rearm(&t->slots[i]);
     return TN_SUCCESS;
 nng_fail:
-    set_err(err, err_len, "cannot set up the listener: %s", nng_strerror(rv));
+    tn_errf(err, err_len, "cannot set up the listener: %s", nng_strerror(rv));
     return rv == NNG_ENOMEM ? TN_NOMEM : TN_UNAVAILABLE;
 }
 
@@ -802,7 +793,7 @@ int tn_transport_open(const tn_transport_opts *opts, tn_transport **out, char *e
     t->o.token = NULL;
     if (opts->token_len > TN_ENV_MAX_TOKEN) {
         rc = TN_BAD_REQUEST;
-        set_err(err, err_len, "cluster token longer than %u bytes", TN_ENV_MAX_TOKEN);
+        tn_errf(err, err_len, "cluster token longer than %u bytes", TN_ENV_MAX_TOKEN);
         goto fail;
     }
     if (opts->token_len) {
@@ -816,7 +807,7 @@ int tn_transport_open(const tn_transport_opts *opts, tn_transport **out, char *e
     *out = t;
     return TN_SUCCESS;
 fail:
-    if (rc == TN_NOMEM && err && err_len && !err[0]) set_err(err, err_len, "out of memory");
+    if (rc == TN_NOMEM && err && err_len && !err[0]) tn_errf(err, err_len, "out of memory");
     tn_transport_close(t);
     return rc;
 }

@@ -18,15 +18,6 @@
 #define HS_VERSION 1u
 #define HS_SIZE 36
 
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (!errbuf || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
-
 int tn_dir_fsync(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -59,34 +50,34 @@ int tn_file_write_atomic(const char *dir, const char *name, const void *data, si
     int fd = -1;
     if (snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name) >= (int)sizeof tmp ||
         snprintf(dst, sizeof dst, "%s/%s", dir, name) >= (int)sizeof dst) {
-        set_err(errbuf, errlen, "%s/%s: path too long", dir, name);
+        tn_errf(errbuf, errlen, "%s/%s: path too long", dir, name);
         return TN_IO_ERROR;
     }
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        set_err(errbuf, errlen, "%s: open: %s", tmp, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: open: %s", tmp, strerror(errno));
         goto fail;
     }
     if (write_all(fd, data, len) != 0) {
-        set_err(errbuf, errlen, "%s: write: %s", tmp, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: write: %s", tmp, strerror(errno));
         goto fail;
     }
     if (fdatasync(fd) != 0) {
-        set_err(errbuf, errlen, "%s: fdatasync: %s", tmp, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: fdatasync: %s", tmp, strerror(errno));
         goto fail;
     }
     if (close(fd) != 0) {
         fd = -1;
-        set_err(errbuf, errlen, "%s: close: %s", tmp, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: close: %s", tmp, strerror(errno));
         goto fail;
     }
     fd = -1;
     if (rename(tmp, dst) != 0) {
-        set_err(errbuf, errlen, "%s: rename: %s", dst, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: rename: %s", dst, strerror(errno));
         goto fail;
     }
     if (tn_dir_fsync(dir) != 0) {
-        set_err(errbuf, errlen, "%s: fsync directory: %s", dir, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: fsync directory: %s", dir, strerror(errno));
         return TN_IO_ERROR; /* renamed but maybe not durable: the caller must treat it as failed */
     }
     return TN_SUCCESS;
@@ -106,35 +97,35 @@ int tn_file_read_all(const char *dir, const char *name, size_t max, uint8_t **ou
     *out = NULL;
     *out_len = 0;
     if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) {
-        set_err(errbuf, errlen, "%s/%s: path too long", dir, name);
+        tn_errf(errbuf, errlen, "%s/%s: path too long", dir, name);
         return TN_IO_ERROR;
     }
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT) return TN_NOT_FOUND;
-        set_err(errbuf, errlen, "%s: open: %s", path, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: open: %s", path, strerror(errno));
         goto fail;
     }
     if (fstat(fd, &st) != 0) {
-        set_err(errbuf, errlen, "%s: stat: %s", path, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: stat: %s", path, strerror(errno));
         goto fail;
     }
     if ((uint64_t)st.st_size > max) {
-        set_err(errbuf, errlen, "%s: size %lld exceeds %zu", path, (long long)st.st_size, max);
+        tn_errf(errbuf, errlen, "%s: size %lld exceeds %zu", path, (long long)st.st_size, max);
         goto fail;
     }
     size_t n = (size_t)st.st_size, got = 0;
     buf = malloc(n ? n : 1);
     if (!buf) {
         rc = TN_NOMEM;
-        set_err(errbuf, errlen, "%s: out of memory", path);
+        tn_errf(errbuf, errlen, "%s: out of memory", path);
         goto fail;
     }
     while (got < n) {
         ssize_t r = pread(fd, buf + got, n - got, (off_t)got);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) {
-            set_err(errbuf, errlen, "%s: read: %s", path, r < 0 ? strerror(errno) : "file shrank");
+            tn_errf(errbuf, errlen, "%s: read: %s", path, r < 0 ? strerror(errno) : "file shrank");
             goto fail;
         }
         got += (size_t)r;
@@ -160,7 +151,7 @@ int tn_hardstate_load(const char *dir, tn_hardstate *out, int *found, char *errb
     if (rc != TN_SUCCESS) return rc;
     rc = TN_IO_ERROR;
     if (len != HS_SIZE) {
-        set_err(errbuf, errlen, "%s/%s: corrupt: size %zu, expected %d", dir, TN_HARDSTATE_FILE, len, HS_SIZE);
+        tn_errf(errbuf, errlen, "%s/%s: corrupt: size %zu, expected %d", dir, TN_HARDSTATE_FILE, len, HS_SIZE);
         goto done;
     }
     tn_rd r;
@@ -172,15 +163,15 @@ int tn_hardstate_load(const char *dir, tn_hardstate *out, int *found, char *errb
     hs.commit = tn_rd_u64(&r);
     uint32_t crc = tn_rd_u32(&r);
     if (r.err || magic != HS_MAGIC) {
-        set_err(errbuf, errlen, "%s/%s: corrupt: bad magic", dir, TN_HARDSTATE_FILE);
+        tn_errf(errbuf, errlen, "%s/%s: corrupt: bad magic", dir, TN_HARDSTATE_FILE);
         goto done;
     }
     if (crc != tn_crc32c(0, buf, HS_SIZE - 4)) {
-        set_err(errbuf, errlen, "%s/%s: CRC mismatch", dir, TN_HARDSTATE_FILE);
+        tn_errf(errbuf, errlen, "%s/%s: CRC mismatch", dir, TN_HARDSTATE_FILE);
         goto done;
     }
     if (version != HS_VERSION) {
-        set_err(errbuf, errlen, "%s/%s: unsupported version %u", dir, TN_HARDSTATE_FILE, version);
+        tn_errf(errbuf, errlen, "%s/%s: unsupported version %u", dir, TN_HARDSTATE_FILE, version);
         goto done;
     }
     *out = hs;
@@ -203,7 +194,7 @@ int tn_hardstate_save(const char *dir, const tn_hardstate *hs, char *errbuf, siz
     tn_wr_u64(&w, hs->commit);
     if (w.oom || w.len != HS_SIZE - 4) {
         tn_wr_free(&w);
-        set_err(errbuf, errlen, "%s/%s: out of memory", dir, TN_HARDSTATE_FILE);
+        tn_errf(errbuf, errlen, "%s/%s: out of memory", dir, TN_HARDSTATE_FILE);
         return TN_NOMEM;
     }
     memcpy(buf, w.p, w.len);

@@ -17,11 +17,12 @@
 
 /* ---- small helpers ---------------------------------------------------------------------------- */
 
-static void log_err(tn_logstore *log, const char *fmt, ...) /* caller holds mu or is single-threaded */
+/* caller holds mu or is single-threaded */
+static TN_PRINTF(2, 3) void log_err(tn_logstore *log, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fmt_err(log->err, sizeof log->err, fmt, ap);
+    tn_verrf(log->err, sizeof log->err, fmt, ap);
     va_end(ap);
 }
 

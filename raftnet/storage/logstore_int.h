@@ -72,11 +72,6 @@ struct tn_logstore {
     size_t sync_cap;
 };
 
-static inline void fmt_err(char *buf, size_t len, const char *fmt, va_list ap)
-{
-    if (buf && len) vsnprintf(buf, len, fmt, ap);
-}
-
 /* ---- logstore.c: helpers recovery shares ------------------------------------------------------ */
 
 /* fdatasync of a segment (is_dir = 0) or fsync of the directory, through opts.io. 0 or -1 + errno. */

@@ -17,16 +17,6 @@
 #include "hardstate.h"
 #include "tn_code.h"
 
-/* ---- small helpers ---------------------------------------------------------------------------- */
-
-static void ext_err(char *buf, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fmt_err(buf, len, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- recovery ----------------------------------------------------------------------------------- */
 
 static int read_meta(tn_logstore *log, char *errbuf, size_t errlen)
@@ -41,15 +31,15 @@ static int read_meta(tn_logstore *log, char *errbuf, size_t errlen)
     if (rc != TN_SUCCESS) return rc;
     rc = TN_IO_ERROR;
     if (n != META_SIZE || tn_get_le32(b) != META_MAGIC) {
-        ext_err(errbuf, errlen, "%s/%s: corrupt (size %zu or bad magic)", log->dir, META_FILE, n);
+        tn_errf(errbuf, errlen, "%s/%s: corrupt (size %zu or bad magic)", log->dir, META_FILE, n);
         goto done;
     }
     if (tn_get_le32(b + 32) != tn_crc32c(0, b, 32)) {
-        ext_err(errbuf, errlen, "%s/%s: CRC mismatch", log->dir, META_FILE);
+        tn_errf(errbuf, errlen, "%s/%s: CRC mismatch", log->dir, META_FILE);
         goto done;
     }
     if (tn_get_le32(b + 4) != LOG_VERSION) {
-        ext_err(errbuf, errlen, "%s/%s: unsupported version %u", log->dir, META_FILE, tn_get_le32(b + 4));
+        tn_errf(errbuf, errlen, "%s/%s: unsupported version %u", log->dir, META_FILE, tn_get_le32(b + 4));
         goto done;
     }
     log->gen = tn_get_le64(b + 8);
@@ -120,7 +110,7 @@ static int scan_segment(tn_logstore *log, seg *s, int is_last, uint64_t *prev_te
     uint64_t expected = s->first;
     const char *what = NULL;
     if (read_file(s->fd, &b, &n) != 0) {
-        ext_err(errbuf, errlen, "%s/%s: read: %s", log->dir, s->name, strerror(errno));
+        tn_errf(errbuf, errlen, "%s/%s: read: %s", log->dir, s->name, strerror(errno));
         return TN_IO_ERROR;
     }
     while (off < n) {
@@ -144,18 +134,18 @@ static int scan_segment(tn_logstore *log, seg *s, int is_last, uint64_t *prev_te
         }
         uint64_t idx = tn_get_le64(b + off + REC_HDR), term = tn_get_le64(b + off + REC_HDR + 8);
         if (idx != expected) {
-            ext_err(errbuf, errlen, "%s/%s: index %" PRIu64 " where %" PRIu64 " was expected at offset %zu",
+            tn_errf(errbuf, errlen, "%s/%s: index %" PRIu64 " where %" PRIu64 " was expected at offset %zu",
                     log->dir, s->name, idx, expected, off);
             goto done;
         }
         if (term < *prev_term) {
-            ext_err(errbuf, errlen, "%s/%s: term goes backwards (%" PRIu64 " after %" PRIu64 ") at offset %zu",
+            tn_errf(errbuf, errlen, "%s/%s: term goes backwards (%" PRIu64 " after %" PRIu64 ") at offset %zu",
                     log->dir, s->name, term, *prev_term, off);
             goto done;
         }
         if (tn_logstore_ents_reserve(log, 1) != 0) {
             rc = TN_NOMEM;
-            ext_err(errbuf, errlen, "out of memory");
+            tn_errf(errbuf, errlen, "out of memory");
             goto done;
         }
         ent *e = &log->ents[log->nents++];
@@ -175,11 +165,11 @@ static int scan_segment(tn_logstore *log, seg *s, int is_last, uint64_t *prev_te
             for (size_t p = off + 1; p < n && !later_valid; p++) later_valid = valid_record_at(b, n, p, expected, hi);
         }
         if (!is_last || later_valid) {
-            ext_err(errbuf, errlen, "%s/%s: %s at offset %zu", log->dir, s->name, what, off);
+            tn_errf(errbuf, errlen, "%s/%s: %s at offset %zu", log->dir, s->name, what, off);
             goto done;
         }
         if (ftruncate(s->fd, (off_t)off) != 0 || tn_logstore_io_sync(log, s->fd, 0) != 0) {
-            ext_err(errbuf, errlen, "%s/%s: truncating torn tail: %s", log->dir, s->name, strerror(errno));
+            tn_errf(errbuf, errlen, "%s/%s: truncating torn tail: %s", log->dir, s->name, strerror(errno));
             goto done;
         }
         if (rec) {
@@ -229,7 +219,7 @@ static int recover(tn_logstore *log, tn_logstore_recovery *rec, char *errbuf, si
     int dfd = dup(log->dirfd);
     if (dfd < 0 || !(d = fdopendir(dfd))) {
         if (dfd >= 0) close(dfd);
-        ext_err(errbuf, errlen, "%s: opendir: %s", log->dir, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: opendir: %s", log->dir, strerror(errno));
         return TN_IO_ERROR;
     }
     struct dirent *de;
@@ -240,7 +230,7 @@ static int recover(tn_logstore *log, tn_logstore_recovery *rec, char *errbuf, si
         tn_logstore_seg_name(canon, first);
         if (strcmp(canon, de->d_name) != 0) continue;
         if (first == 0) {
-            ext_err(errbuf, errlen, "%s/%s: index 0 is not a valid first index", log->dir, de->d_name);
+            tn_errf(errbuf, errlen, "%s/%s: index 0 is not a valid first index", log->dir, de->d_name);
             goto done;
         }
         if (nfound == capfound) {
@@ -248,7 +238,7 @@ static int recover(tn_logstore *log, tn_logstore_recovery *rec, char *errbuf, si
             found_seg *f = realloc(found, capfound * sizeof *f);
             if (!f) {
                 rc = TN_NOMEM;
-                ext_err(errbuf, errlen, "out of memory");
+                tn_errf(errbuf, errlen, "out of memory");
                 goto done;
             }
             found = f;
@@ -265,12 +255,12 @@ static int recover(tn_logstore *log, tn_logstore_recovery *rec, char *errbuf, si
         uint64_t gen = 0, first = 0;
         int fd = openat(log->dirfd, found[i].name, O_RDWR | O_CLOEXEC);
         if (fd < 0) {
-            ext_err(errbuf, errlen, "%s/%s: open: %s", log->dir, found[i].name, strerror(errno));
+            tn_errf(errbuf, errlen, "%s/%s: open: %s", log->dir, found[i].name, strerror(errno));
             goto done;
         }
         ssize_t got = pread(fd, h, SEG_HDR, 0);
         if (got < 0) {
-            ext_err(errbuf, errlen, "%s/%s: read: %s", log->dir, found[i].name, strerror(errno));
+            tn_errf(errbuf, errlen, "%s/%s: read: %s", log->dir, found[i].name, strerror(errno));
             close(fd);
             goto done;
         }
@@ -284,7 +274,7 @@ static int recover(tn_logstore *log, tn_logstore_recovery *rec, char *errbuf, si
             }
             close(fd);
             if (tn_logstore_unlink_seg(log, found[i].name) != 0) {
-                ext_err(errbuf, errlen, "%s", log->err);
+                tn_errf(errbuf, errlen, "%s", log->err);
                 goto done;
             }
             if (rec) rec->removed_segments++;
@@ -292,19 +282,19 @@ static int recover(tn_logstore *log, tn_logstore_recovery *rec, char *errbuf, si
             continue;
         }
         if (hc != 0) {
-            ext_err(errbuf, errlen, "%s/%s: bad segment header at offset 0", log->dir, found[i].name);
+            tn_errf(errbuf, errlen, "%s/%s: bad segment header at offset 0", log->dir, found[i].name);
             close(fd);
             goto done;
         }
         if (gen != log->gen) {
             close(fd);
             if (gen > log->gen) {
-                ext_err(errbuf, errlen, "%s/%s: generation %" PRIu64 " newer than %s (%" PRIu64 ")", log->dir,
+                tn_errf(errbuf, errlen, "%s/%s: generation %" PRIu64 " newer than %s (%" PRIu64 ")", log->dir,
                         found[i].name, gen, META_FILE, log->gen);
                 goto done;
             }
             if (tn_logstore_unlink_seg(log, found[i].name) != 0) {
-                ext_err(errbuf, errlen, "%s", log->err);
+                tn_errf(errbuf, errlen, "%s", log->err);
                 goto done;
             }
             if (rec) rec->removed_segments++;
@@ -312,7 +302,7 @@ static int recover(tn_logstore *log, tn_logstore_recovery *rec, char *errbuf, si
             continue;
         }
         if (first != found[i].first) {
-            ext_err(errbuf, errlen, "%s/%s: header says first index %" PRIu64 " at offset 16", log->dir,
+            tn_errf(errbuf, errlen, "%s/%s: header says first index %" PRIu64 " at offset 16", log->dir,
                     found[i].name, first);
             close(fd);
             goto done;
@@ -320,7 +310,7 @@ static int recover(tn_logstore *log, tn_logstore_recovery *rec, char *errbuf, si
         if (tn_logstore_segs_reserve(log) != 0) {
             close(fd);
             rc = TN_NOMEM;
-            ext_err(errbuf, errlen, "out of memory");
+            tn_errf(errbuf, errlen, "out of memory");
             goto done;
         }
         seg *s = &log->segs[log->nsegs++];
@@ -338,7 +328,7 @@ static int recover(tn_logstore *log, tn_logstore_recovery *rec, char *errbuf, si
         close(log->segs[keep_from].fd);
         log->segs[keep_from].fd = -1;
         if (tn_logstore_unlink_seg(log, log->segs[keep_from].name) != 0) {
-            ext_err(errbuf, errlen, "%s", log->err);
+            tn_errf(errbuf, errlen, "%s", log->err);
             goto done;
         }
         if (rec) rec->removed_segments++;
@@ -349,7 +339,7 @@ static int recover(tn_logstore *log, tn_logstore_recovery *rec, char *errbuf, si
     log->nsegs -= keep_from;
 
     if (log->nsegs > 0 && log->segs[0].first > log->base_index + 1) {
-        ext_err(errbuf, errlen, "%s/%s: gap: log base is %" PRIu64 " but the first segment starts at %" PRIu64,
+        tn_errf(errbuf, errlen, "%s/%s: gap: log base is %" PRIu64 " but the first segment starts at %" PRIu64,
                 log->dir, log->segs[0].name, log->base_index, log->segs[0].first);
         goto done;
     }
@@ -359,7 +349,7 @@ static int recover(tn_logstore *log, tn_logstore_recovery *rec, char *errbuf, si
     for (size_t i = 0; i < log->nsegs; i++) {
         seg *s = &log->segs[i];
         if (i > 0 && s->first != log->segs[i - 1].last + 1) {
-            ext_err(errbuf, errlen, "%s/%s: gap: previous segment %s ends at index %" PRIu64 " but this one starts at %"
+            tn_errf(errbuf, errlen, "%s/%s: gap: previous segment %s ends at index %" PRIu64 " but this one starts at %"
                     PRIu64, log->dir, s->name, log->segs[i - 1].name, log->segs[i - 1].last, s->first);
             goto done;
         }
@@ -376,7 +366,7 @@ static int recover(tn_logstore *log, tn_logstore_recovery *rec, char *errbuf, si
             close(log->segs[i].fd);
             log->segs[i].fd = -1;
             if (tn_logstore_unlink_seg(log, log->segs[i].name) != 0) {
-                ext_err(errbuf, errlen, "%s", log->err);
+                tn_errf(errbuf, errlen, "%s", log->err);
                 goto done;
             }
             if (rec) rec->removed_segments++;
@@ -393,7 +383,7 @@ static int recover(tn_logstore *log, tn_logstore_recovery *rec, char *errbuf, si
         uint64_t first_visible_term = log->ents[log->base_index + 1 - log->ents_first].term;
         if (first_visible_term < log->base_term) {
             seg *s = &log->segs[0];
-            ext_err(errbuf, errlen, "%s/%s: term %" PRIu64 " of index %" PRIu64 " is below the base term %" PRIu64,
+            tn_errf(errbuf, errlen, "%s/%s: term %" PRIu64 " of index %" PRIu64 " is below the base term %" PRIu64,
                     log->dir, s->name, first_visible_term, log->base_index + 1, log->base_term);
             goto done;
         }
@@ -404,12 +394,12 @@ static int recover(tn_logstore *log, tn_logstore_recovery *rec, char *errbuf, si
      * cache). They are about to count as durable, so make them so. Older segments were synced when the
      * log rolled past them. */
     if (log->nsegs > 0 && tn_logstore_io_sync(log, log->segs[log->nsegs - 1].fd, 0) != 0) {
-        ext_err(errbuf, errlen, "%s/%s: fdatasync: %s", log->dir, log->segs[log->nsegs - 1].name, strerror(errno));
+        tn_errf(errbuf, errlen, "%s/%s: fdatasync: %s", log->dir, log->segs[log->nsegs - 1].name, strerror(errno));
         goto done;
     }
     if (log->dir_dirty) {
         if (tn_logstore_io_sync(log, log->dirfd, 1) != 0) {
-            ext_err(errbuf, errlen, "%s: fsync directory: %s", log->dir, strerror(errno));
+            tn_errf(errbuf, errlen, "%s: fsync directory: %s", log->dir, strerror(errno));
             goto done;
         }
         log->dir_dirty = 0;
@@ -441,7 +431,7 @@ int tn_logstore_open(const char *dir, const tn_logstore_opts *opts, tn_logstore 
     if (!log->opts.write_buffer) log->opts.write_buffer = 256u << 10;
     if (!log->opts.max_entry_size) log->opts.max_entry_size = 64u << 20;
     if (log->opts.segment_size < SEG_HDR + REC_HDR + REC_FIXED || log->opts.max_entry_size > (1u << 30)) {
-        ext_err(errbuf, errlen, "%s: bad options (segment_size %" PRIu64 ", max_entry_size %zu)", dir,
+        tn_errf(errbuf, errlen, "%s: bad options (segment_size %" PRIu64 ", max_entry_size %zu)", dir,
                 log->opts.segment_size, log->opts.max_entry_size);
         rc = TN_BAD_REQUEST;
         goto fail;
@@ -452,18 +442,18 @@ int tn_logstore_open(const char *dir, const tn_logstore_opts *opts, tn_logstore 
         goto fail;
     }
     if (tn_mkdir_p(dir) != 0) {
-        ext_err(errbuf, errlen, "%s: mkdir: %s", dir, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: mkdir: %s", dir, strerror(errno));
         goto fail;
     }
     log->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (log->dirfd < 0) {
-        ext_err(errbuf, errlen, "%s: open: %s", dir, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: open: %s", dir, strerror(errno));
         goto fail;
     }
     /* One writer per log: a second process (or a second open in this one) would interleave appends and
      * corrupt it. The lock lives as long as dirfd (released by close, and by the kernel if we die). */
     if (flock(log->dirfd, LOCK_EX | LOCK_NB) != 0) {
-        ext_err(errbuf, errlen, "%s: %s", dir,
+        tn_errf(errbuf, errlen, "%s: %s", dir,
                 errno == EWOULDBLOCK ? "the log is in use by another process or instance (locked)" : strerror(errno));
         goto fail;
     }

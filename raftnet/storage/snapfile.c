@@ -36,15 +36,6 @@ struct tn_snapreader {
     uint64_t size;
 };
 
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (!errbuf || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static void snap_name(char *out, uint64_t index, uint64_t term, const char *ext)
 {
     snprintf(out, NAME_LEN, "snap-%020" PRIu64 "-%020" PRIu64 ".%s", index, term, ext);
@@ -168,11 +159,11 @@ static int install(const char *dir, const char *tmp_path, const char *name, uint
     char path[PATH_LEN];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     if (rename(tmp_path, path) != 0) {
-        set_err(errbuf, errlen, "%s: rename: %s", path, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: rename: %s", path, strerror(errno));
         return TN_IO_ERROR;
     }
     if (tn_dir_fsync(dir) != 0) {
-        set_err(errbuf, errlen, "%s: fsync directory: %s", dir, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: fsync directory: %s", dir, strerror(errno));
         return TN_IO_ERROR;
     }
     delete_older(dir, index, name);
@@ -186,11 +177,11 @@ int tn_snapfile_save(const char *dir, uint64_t index, uint64_t term, const void 
     uint8_t h[HDR], trailer[4];
     int fd = -1;
     if (conf_len > UINT32_MAX) {
-        set_err(errbuf, errlen, "%s: configuration blob of %zu bytes is too large", dir, conf_len);
+        tn_errf(errbuf, errlen, "%s: configuration blob of %zu bytes is too large", dir, conf_len);
         return TN_BAD_REQUEST;
     }
     if (tn_mkdir_p(dir) != 0) {
-        set_err(errbuf, errlen, "%s: mkdir: %s", dir, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: mkdir: %s", dir, strerror(errno));
         return TN_IO_ERROR;
     }
     snap_name(name, index, term, "snap");
@@ -203,17 +194,17 @@ int tn_snapfile_save(const char *dir, uint64_t index, uint64_t term, const void 
     tn_put_le32(trailer, crc);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        set_err(errbuf, errlen, "%s: create: %s", tmp, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: create: %s", tmp, strerror(errno));
         goto fail;
     }
     if (pwrite_all(fd, h, HDR, 0) != 0 || (conf_len && pwrite_all(fd, conf, conf_len, HDR) != 0) ||
         (data_len && pwrite_all(fd, data, data_len, HDR + conf_len) != 0) ||
         pwrite_all(fd, trailer, 4, HDR + conf_len + data_len) != 0) {
-        set_err(errbuf, errlen, "%s: write: %s", tmp, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: write: %s", tmp, strerror(errno));
         goto fail;
     }
     if (fdatasync(fd) != 0) {
-        set_err(errbuf, errlen, "%s: fdatasync: %s", tmp, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: fdatasync: %s", tmp, strerror(errno));
         goto fail;
     }
     close(fd);
@@ -237,7 +228,7 @@ int tn_snapfile_load(const char *dir, tn_snap_meta *meta, uint8_t **conf, uint8_
     memset(meta, 0, sizeof *meta);
     int f = find_latest(dir, name, &index, &term);
     if (f < 0) {
-        set_err(errbuf, errlen, "%s: opendir: %s", dir, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: opendir: %s", dir, strerror(errno));
         return TN_IO_ERROR;
     }
     if (f == 0) return TN_NOT_FOUND;
@@ -245,41 +236,41 @@ int tn_snapfile_load(const char *dir, tn_snap_meta *meta, uint8_t **conf, uint8_
     struct stat st;
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &st) != 0) {
-        set_err(errbuf, errlen, "%s: open: %s", path, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: open: %s", path, strerror(errno));
         goto fail;
     }
     tn_snap_meta m;
     if ((uint64_t)st.st_size < TN_SNAP_OVERHEAD || pread_all(fd, h, HDR, 0) != 0 || decode_header(h, &m) != 0) {
-        set_err(errbuf, errlen, "%s: corrupt: bad header", path);
+        tn_errf(errbuf, errlen, "%s: corrupt: bad header", path);
         goto fail;
     }
     if (m.index != index || m.term != term || m.file_size != (uint64_t)st.st_size) {
-        set_err(errbuf, errlen, "%s: corrupt: header (index %" PRIu64 ", term %" PRIu64 ", %" PRIu64
+        tn_errf(errbuf, errlen, "%s: corrupt: header (index %" PRIu64 ", term %" PRIu64 ", %" PRIu64
                 " bytes) does not match the file (%lld bytes)", path, m.index, m.term, m.file_size,
                 (long long)st.st_size);
         goto fail;
     }
     if (m.conf_len > SIZE_MAX - 1 || m.data_len > SIZE_MAX - 1) {
-        set_err(errbuf, errlen, "%s: too large to load", path);
+        tn_errf(errbuf, errlen, "%s: too large to load", path);
         goto fail;
     }
     *conf = malloc(m.conf_len ? m.conf_len : 1);
     *data = malloc(m.data_len ? m.data_len : 1);
     if (!*conf || !*data) {
         rc = TN_NOMEM;
-        set_err(errbuf, errlen, "%s: out of memory", path);
+        tn_errf(errbuf, errlen, "%s: out of memory", path);
         goto fail;
     }
     if (pread_all(fd, *conf, m.conf_len, HDR) != 0 || pread_all(fd, *data, m.data_len, HDR + m.conf_len) != 0 ||
         pread_all(fd, trailer, 4, HDR + m.conf_len + m.data_len) != 0) {
-        set_err(errbuf, errlen, "%s: read: %s", path, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: read: %s", path, strerror(errno));
         goto fail;
     }
     uint32_t crc = tn_crc32c(0, h, HDR);
     crc = tn_crc32c(crc, *conf, m.conf_len);
     crc = tn_crc32c(crc, *data, m.data_len);
     if (crc != tn_get_le32(trailer)) {
-        set_err(errbuf, errlen, "%s: CRC mismatch", path);
+        tn_errf(errbuf, errlen, "%s: CRC mismatch", path);
         goto fail;
     }
     close(fd);
@@ -318,18 +309,18 @@ int tn_snapwriter_begin(const char *dir, uint64_t index, uint64_t term, uint64_t
     char part_name[NAME_LEN];
     *out = NULL;
     if (total_size < TN_SNAP_OVERHEAD) {
-        set_err(errbuf, errlen, "snapshot %" PRIu64 ": size %" PRIu64 " is below the minimum %d", index,
+        tn_errf(errbuf, errlen, "snapshot %" PRIu64 ": size %" PRIu64 " is below the minimum %d", index,
                 total_size, TN_SNAP_OVERHEAD);
         return TN_BAD_REQUEST;
     }
     if (tn_mkdir_p(dir) != 0) {
-        set_err(errbuf, errlen, "%s: mkdir: %s", dir, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: mkdir: %s", dir, strerror(errno));
         return TN_IO_ERROR;
     }
     tn_snapwriter *w = calloc(1, sizeof *w);
     if (!w || !(w->dir = strdup(dir))) {
         free(w);
-        set_err(errbuf, errlen, "out of memory");
+        tn_errf(errbuf, errlen, "out of memory");
         return TN_NOMEM;
     }
     w->fd = -1;
@@ -343,20 +334,20 @@ int tn_snapwriter_begin(const char *dir, uint64_t index, uint64_t term, uint64_t
     w->fd = open(w->part, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     struct stat st;
     if (w->fd < 0 || fstat(w->fd, &st) != 0) {
-        set_err(errbuf, errlen, "%s: open: %s", w->part, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: open: %s", w->part, strerror(errno));
         goto fail;
     }
     w->have = (uint64_t)st.st_size;
     if (w->have > total_size) {
         /* Not the same transfer after all: start over. */
         if (ftruncate(w->fd, 0) != 0) {
-            set_err(errbuf, errlen, "%s: truncate: %s", w->part, strerror(errno));
+            tn_errf(errbuf, errlen, "%s: truncate: %s", w->part, strerror(errno));
             goto fail;
         }
         w->have = 0;
     }
     if (w->have == 0 && tn_dir_fsync(dir) != 0) { /* the .part itself must survive a crash to resume */
-        set_err(errbuf, errlen, "%s: fsync directory: %s", dir, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: fsync directory: %s", dir, strerror(errno));
         goto fail;
     }
     *out = w;
@@ -372,12 +363,12 @@ int tn_snapwriter_write(tn_snapwriter *w, uint64_t offset, const void *p, size_t
 {
     const uint8_t *b = p;
     if (offset > w->have) {
-        set_err(errbuf, errlen, "%s: chunk at offset %" PRIu64 " leaves a hole (have %" PRIu64 ")", w->part, offset,
+        tn_errf(errbuf, errlen, "%s: chunk at offset %" PRIu64 " leaves a hole (have %" PRIu64 ")", w->part, offset,
                 w->have);
         return TN_BAD_REQUEST;
     }
     if (n > w->total || offset > w->total - n) {
-        set_err(errbuf, errlen, "%s: chunk [%" PRIu64 ", +%zu) beyond the size %" PRIu64, w->part, offset, n,
+        tn_errf(errbuf, errlen, "%s: chunk [%" PRIu64 ", +%zu) beyond the size %" PRIu64, w->part, offset, n,
                 w->total);
         return TN_BAD_REQUEST;
     }
@@ -386,7 +377,7 @@ int tn_snapwriter_write(tn_snapwriter *w, uint64_t offset, const void *p, size_t
     b += skip;
     n -= (size_t)skip;
     if (pwrite_all(w->fd, b, n, w->have) != 0 || fdatasync(w->fd) != 0) {
-        set_err(errbuf, errlen, "%s: write at offset %" PRIu64 ": %s", w->part, w->have, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: write at offset %" PRIu64 ": %s", w->part, w->have, strerror(errno));
         return TN_IO_ERROR;
     }
     w->have += n;
@@ -398,11 +389,11 @@ static int verify_part(tn_snapwriter *w, tn_snap_meta *m, char *errbuf, size_t e
 {
     uint8_t h[HDR], trailer[4];
     if (pread_all(w->fd, h, HDR, 0) != 0 || decode_header(h, m) != 0) {
-        set_err(errbuf, errlen, "%s: corrupt: bad header", w->part);
+        tn_errf(errbuf, errlen, "%s: corrupt: bad header", w->part);
         return TN_IO_ERROR;
     }
     if (m->index != w->index || m->term != w->term || m->file_size != w->total) {
-        set_err(errbuf, errlen, "%s: header (index %" PRIu64 ", term %" PRIu64 ", %" PRIu64 " bytes) does not match "
+        tn_errf(errbuf, errlen, "%s: header (index %" PRIu64 ", term %" PRIu64 ", %" PRIu64 " bytes) does not match "
                 "the transfer (index %" PRIu64 ", term %" PRIu64 ", %" PRIu64 " bytes)", w->part, m->index, m->term,
                 m->file_size, w->index, w->term, w->total);
         return TN_IO_ERROR;
@@ -415,7 +406,7 @@ static int verify_part(tn_snapwriter *w, tn_snap_meta *m, char *errbuf, size_t e
     for (uint64_t off = 0; off < body;) {
         size_t k = body - off < (1u << 16) ? (size_t)(body - off) : (1u << 16);
         if (pread_all(w->fd, chunk, k, off) != 0) {
-            set_err(errbuf, errlen, "%s: read: %s", w->part, strerror(errno));
+            tn_errf(errbuf, errlen, "%s: read: %s", w->part, strerror(errno));
             rc = TN_IO_ERROR;
             break;
         }
@@ -425,7 +416,7 @@ static int verify_part(tn_snapwriter *w, tn_snap_meta *m, char *errbuf, size_t e
     free(chunk);
     if (rc != TN_SUCCESS) return rc;
     if (pread_all(w->fd, trailer, 4, body) != 0 || tn_get_le32(trailer) != crc) {
-        set_err(errbuf, errlen, "%s: CRC mismatch", w->part);
+        tn_errf(errbuf, errlen, "%s: CRC mismatch", w->part);
         return TN_IO_ERROR;
     }
     return TN_SUCCESS;
@@ -436,7 +427,7 @@ int tn_snapwriter_finish(tn_snapwriter *w, tn_snap_meta *meta, char *errbuf, siz
     tn_snap_meta m;
     int rc;
     if (w->have != w->total) {
-        set_err(errbuf, errlen, "%s: incomplete: %" PRIu64 " of %" PRIu64 " bytes", w->part, w->have, w->total);
+        tn_errf(errbuf, errlen, "%s: incomplete: %" PRIu64 " of %" PRIu64 " bytes", w->part, w->have, w->total);
         tn_snapwriter_close(w);
         return TN_BAD_REQUEST;
     }
@@ -478,7 +469,7 @@ int tn_snapreader_open(const char *dir, tn_snapreader **out, tn_snap_meta *meta,
     *out = NULL;
     int f = find_latest(dir, name, &index, &term);
     if (f < 0) {
-        set_err(errbuf, errlen, "%s: opendir: %s", dir, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: opendir: %s", dir, strerror(errno));
         return TN_IO_ERROR;
     }
     if (f == 0) return TN_NOT_FOUND;
@@ -488,12 +479,12 @@ int tn_snapreader_open(const char *dir, tn_snapreader **out, tn_snap_meta *meta,
     struct stat st;
     r->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (r->fd < 0 || fstat(r->fd, &st) != 0) {
-        set_err(errbuf, errlen, "%s: open: %s", path, strerror(errno));
+        tn_errf(errbuf, errlen, "%s: open: %s", path, strerror(errno));
         goto fail;
     }
     if (pread_all(r->fd, h, HDR, 0) != 0 || decode_header(h, meta) != 0 || meta->index != index ||
         meta->term != term || meta->file_size != (uint64_t)st.st_size) {
-        set_err(errbuf, errlen, "%s: corrupt: bad header or size", path);
+        tn_errf(errbuf, errlen, "%s: corrupt: bad header or size", path);
         goto fail;
     }
     r->size = (uint64_t)st.st_size;
