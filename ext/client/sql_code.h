@@ -25,4 +25,9 @@
 /* The SQLite primary result code for tn_code `code` (the table above). */
 int tn_code_to_sqlite(int code);
 
+/* What a failed DtKV tree op says about its key, for messages of the form "tarn: CODE: 'key' <reason>"
+ * ("already exists", "is not empty"...; "failed" for a code with no reason of its own). A static string.
+ * Both tarn_kv's statements and the commit of a transaction word their errors with it. */
+const char *tn_kv_code_reason(int code);
+
 #endif

@@ -655,26 +655,11 @@ static char *kv_message(const uint8_t *kvop, size_t len, int code, int *sqlite_r
         else if (code == TN_NOT_FOUND) why = "was deleted since it was read";
         else why = "changed since it was read";
     } else {
-        switch (code) {
-        case TN_VALUE_EXISTS: case TN_DIR_EXISTS: why = "already exists"; break;
-        case TN_REVISION_MISMATCH: why = "changed since it was read"; break;
-        case TN_NOT_FOUND:
-            why = o.cond == TN_COND_REV ? "was deleted since it was read" : "does not exist";
-            if (o.cond == TN_COND_REV) *sqlite_rc = SQLITE_BUSY;
-            break;
-        case TN_HAS_CHILDREN: why = "is not empty"; break;
-        case TN_PARENT_DIR_NOT_EXISTS: why = "has no parent directory"; break;
-        case TN_PARENT_NOT_DIR: why = "has a parent that is not a directory"; break;
-        case TN_NOT_OWNER: why = "is a temp node owned by another session"; break;
-        case TN_INVALID_KEY: why = "is not a valid key"; break;
-        case TN_INVALID_VALUE: why = "needs a non-empty value"; break;
-        case TN_KEY_TOO_LONG: why = "is too long a key"; break;
-        case TN_VALUE_TOO_LONG: why = "has too long a value"; break;
-        case TN_IS_TEMP_NODE: why = "is a temp node (give ttl_ms to change it)"; break;
-        case TN_NOT_TEMP_NODE: why = "is not a temp node"; break;
-        case TN_UNDER_TEMP_DIR: why = "is under a temp directory (only temp nodes may go there)"; break;
-        case TN_INVALID_TTL: why = "was given an invalid ttl_ms"; break;
-        default: why = "failed"; break;
+        why = tn_kv_code_reason(code);
+        /* a conditional write whose node is gone: a conflict, like a failed read check */
+        if (code == TN_NOT_FOUND && o.cond == TN_COND_REV) {
+            why = "was deleted since it was read";
+            *sqlite_rc = SQLITE_BUSY;
         }
     }
     return sqlite3_mprintf("tarn: %s: '%.*s%s' %s", tn_code_name(code), klen, (const char *)o.key,

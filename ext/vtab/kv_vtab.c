@@ -99,28 +99,8 @@ static int kv_op_error(kv_vtab *vt, int code, const uint8_t *key, size_t key_len
 {
     int klen = key_len > 200 ? 200 : (int)key_len;
     const char *more = key_len > 200 ? "…" : "";
-    const char *why;
-    switch (code) {
-    case TN_VALUE_EXISTS: why = "already exists"; break;
-    case TN_DIR_EXISTS: why = "is a directory that already exists"; break;
-    case TN_HAS_CHILDREN: why = "is not empty"; break;
-    case TN_REVISION_MISMATCH: why = "changed since it was read"; break;
-    case TN_CAS_MISMATCH: why = "does not hold the expected value"; break;
-    case TN_NOT_FOUND: why = "does not exist"; break;
-    case TN_PARENT_DIR_NOT_EXISTS: why = "has no parent directory"; break;
-    case TN_PARENT_NOT_DIR: why = "has a parent that is not a directory"; break;
-    case TN_INVALID_KEY: why = "is not a valid key"; break;
-    case TN_INVALID_VALUE: why = "needs a non-empty value"; break;
-    case TN_KEY_TOO_LONG: why = "is too long a key"; break;
-    case TN_VALUE_TOO_LONG: why = "has too long a value"; break;
-    case TN_NOT_OWNER: why = "is a temp node owned by another session"; break;
-    case TN_NOT_TEMP_NODE: why = "is not a temp node"; break;
-    case TN_IS_TEMP_NODE: why = "is a temp node (give ttl_ms to change it)"; break;
-    case TN_INVALID_TTL: why = "was given an invalid ttl_ms"; break;
-    case TN_UNDER_TEMP_DIR: why = "is under a temp directory (only temp nodes may go there)"; break;
-    case TN_NOMEM: return SQLITE_NOMEM;
-    default: why = "failed"; break;
-    }
+    if (code == TN_NOMEM) return SQLITE_NOMEM;
+    const char *why = tn_kv_code_reason(code);
     tn_vtab_error(&vt->vb, "tarn: %s: '%.*s%s' %s", tn_code_name(code), klen, (const char *)key, more, why);
     return tn_code_to_sqlite(code);
 }

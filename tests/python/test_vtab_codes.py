@@ -87,6 +87,23 @@ class EmbeddedTest(CodesTest):
             other.execute(change)
             self.assertCode(db, "COMMIT", SQLITE_BUSY, "REVISION_MISMATCH")
 
+    def test_tree_errors_read_the_same_at_the_statement_and_at_commit(self):
+        """tarn_kv words a failed tree op with one table of reasons (ext/client/sql_code.c), whether the
+        statement fails at once or the transaction's COMMIT does (another connection created the key after
+        this transaction buffered its INSERT)."""
+        db, other = self.db, self.open()
+        db.execute("INSERT INTO kv(key, is_dir) VALUES ('d', 1)")
+        db.execute("INSERT INTO kv(key, value) VALUES ('d.x', 'v')")
+        self.assertCode(db, "INSERT INTO kv(key, is_dir) VALUES ('d', 1)", SQLITE_CONSTRAINT,
+                        "DIR_EXISTS: 'd' is a directory that already exists")
+        self.assertCode(db, "INSERT INTO kv(key, value) VALUES ('d.x', 'w')", SQLITE_CONSTRAINT,
+                        "VALUE_EXISTS: 'd.x' already exists")
+        db.execute("BEGIN")
+        db.execute("INSERT INTO kv(key, value) VALUES ('d.y', 'mine')")
+        other.execute("INSERT INTO kv(key, value) VALUES ('d.y', 'theirs')")
+        self.assertCode(db, "COMMIT", SQLITE_CONSTRAINT, "VALUE_EXISTS: 'd.y' already exists")
+        self.assertEqual(db.execute("SELECT value FROM kv WHERE key = 'd.y'").fetchone()[0], "theirs")
+
     def test_not_owner_is_perm_at_the_statement_and_at_commit(self):
         db, other = self.db, self.open()
         db.execute("INSERT INTO kv(key, value, ttl_ms) VALUES ('lock', 'me', 60000)")
