@@ -142,7 +142,7 @@ typedef struct va_ctx {
 } va_ctx;
 
 /* Sets *err to "<module>: <message>" and returns SQLITE_ERROR (SQLITE_NOMEM if that fails). */
-static int va_fail(va_ctx *x, const char *fmt, ...)
+static TN_PRINTF(2, 3) int va_fail(va_ctx *x, const char *fmt, ...)
 {
     if (!x->err) return SQLITE_ERROR;
     va_list ap;
@@ -156,7 +156,7 @@ static int va_fail(va_ctx *x, const char *fmt, ...)
 }
 
 /* Same, naming the argument: "<module>: argument N '<text>': <message>". */
-static int va_fail_arg(va_ctx *x, const char *fmt, ...)
+static TN_PRINTF(2, 3) int va_fail_arg(va_ctx *x, const char *fmt, ...)
 {
     if (!x->err) return SQLITE_ERROR;
     va_list ap;

@@ -55,8 +55,8 @@ void tn_vtab_base_close(tn_vtab_base *vb)
 }
 
 void tn_vtab_error(tn_vtab_base *vb, const char *fmt, ...)
-                   {
-                       va_list ap;
+{
+    va_list ap;
     va_start(ap, fmt);
     sqlite3_free(vb->base.zErrMsg);
     vb->base.zErrMsg = sqlite3_vmprintf(fmt, ap);

@@ -33,6 +33,7 @@
 #include "client.h"
 #include "conn.h"
 #include "readset.h"
+#include "tn_code.h"
 #include "txn.h"
 #include "wire.h"
 
@@ -73,7 +74,7 @@ int tn_vtab_base_open(tn_vtab_base *vb, const char *module, const tn_vtab_target
 void tn_vtab_base_close(tn_vtab_base *vb);
 
 /* Replaces the table's error message (sqlite3_mprintf format). */
-void tn_vtab_error(tn_vtab_base *vb, const char *fmt, ...);
+void tn_vtab_error(tn_vtab_base *vb, const char *fmt, ...) TN_PRINTF(2, 3);
 
 /* Sends req (its req_id and client_id are filled in here) and decodes the answer into *resp, which points
  * into *buf (the caller frees buf, and clears resp on SQLITE_OK). On SQLITE_OK the response's own code is
@@ -93,7 +94,7 @@ int tn_vtab_filter_start(tn_vtab_base *vb, int overlay);
 /* tn_code_to_sqlite of what tn_txn_add / tn_txn_kv_add returned (`code`), with a message: TOO_LARGE
  * names the buffer's size and the request limit; any other failure says "<what> rejected", what being
  * formatted from fmt (sqlite3_mprintf). */
-int tn_vtab_buffered(tn_vtab_base *vb, int code, const char *fmt, ...);
+int tn_vtab_buffered(tn_vtab_base *vb, int code, const char *fmt, ...) TN_PRINTF(3, 4);
 
 /* tn_code_to_sqlite of what tn_txn_read / tn_txn_read_range returned, with a message naming `table` (may
  * be NULL) when the read set cannot grow. */

@@ -12,7 +12,8 @@
 
 int tn_url_is_tls(const char *url) { return url && strncmp(url, "tls+tcp://", 10) == 0; }
 
-char *tn_read_text_file(const char *path)
+/* Reads a whole file into a NUL-terminated malloc'd buffer (for PEM); NULL on error. */
+static char *read_text_file(const char *path)
 {
     char *buf = NULL;
     FILE *f = fopen(path, "rb");
@@ -57,8 +58,8 @@ static int tls_load(nng_tls_config *cfg, const tn_tls_opts *tls, char *err, size
     char *cert = NULL, *key = NULL, *ca = NULL;
     int rv;
     if (tls->cert_file && tls->key_file) {
-        cert = tn_read_text_file(tls->cert_file);
-        key = tn_read_text_file(tls->key_file);
+        cert = read_text_file(tls->cert_file);
+        key = read_text_file(tls->key_file);
         if (!cert || !key) {
             tn_errf(err, err_len, "cannot read TLS %s file '%s'", cert ? "key" : "certificate",
                     cert ? tls->key_file : tls->cert_file);
@@ -71,7 +72,7 @@ static int tls_load(nng_tls_config *cfg, const tn_tls_opts *tls, char *err, size
         }
     }
     if (tls->ca_file) {
-        if (!(ca = tn_read_text_file(tls->ca_file))) {
+        if (!(ca = read_text_file(tls->ca_file))) {
             tn_errf(err, err_len, "cannot read TLS CA file '%s'", tls->ca_file);
             goto fail;
         }

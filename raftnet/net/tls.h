@@ -23,8 +23,6 @@ typedef struct tn_tls_opts {
 int tn_tls_setup_dialer(nng_dialer d, const char *url, const tn_tls_opts *tls, char *err, size_t err_len);
 /* 1 if url starts with "tls+tcp://". */
 int tn_url_is_tls(const char *url);
-/* Reads a whole file into a NUL-terminated malloc'd buffer (for PEM). NULL on error. */
-char *tn_read_text_file(const char *path);
 
 /* Configures TLS on a listener that is not started yet when url is tls+tcp:// (no-op for other URLs):
  * presents tls->cert_file/key_file (required), and with require_client_cert verifies clients against

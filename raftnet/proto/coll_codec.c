@@ -42,6 +42,31 @@ static int check_preds(const tn_coll_pred *p, size_t n)
     return 1;
 }
 
+/* Appends one predicate (the pred format in coll_codec.h). */
+static void pred_encode(const tn_coll_pred *p, tn_wr *w)
+{
+    tn_wr_varint(w, p->column);
+    tn_wr_u8(w, p->op);
+    switch (p->op) {
+    case TN_PRED_EQ: tn_val_encode(&p->v, w); break;
+    case TN_PRED_IN:
+        tn_wr_varint(w, p->n_in);
+        for (size_t k = 0; k < p->n_in; k++) tn_val_encode(&p->in[k], w);
+        break;
+    case TN_PRED_RANGE:
+        tn_wr_u8(w, p->lo_kind);
+        if (p->lo_kind) tn_val_encode(&p->lo, w);
+        tn_wr_u8(w, p->hi_kind);
+        if (p->hi_kind) tn_val_encode(&p->hi, w);
+        break;
+    case TN_PRED_PREFIX:
+        tn_wr_u8(w, p->nocase ? 1 : 0);
+        tn_wr_bytes(w, p->prefix, p->prefix_len);
+        break;
+    default: break;
+    }
+}
+
 int tn_coll_query_encode(const tn_coll_query *q, tn_wr *w)
 {
     if (q->kind == TN_QUERY_STATS || q->kind == TN_QUERY_SCHEMA) {
@@ -52,7 +77,7 @@ int tn_coll_query_encode(const tn_coll_query *q, tn_wr *w)
         return TN_CLIENT_REQ_ERROR;
     tn_wr_u8(w, q->kind);
     tn_wr_varint(w, q->n_preds);
-    for (size_t k = 0; k < q->n_preds; k++) tn_coll_pred_encode(&q->preds[k], w);
+    for (size_t k = 0; k < q->n_preds; k++) pred_encode(&q->preds[k], w);
     tn_wr_varint(w, q->order_col == TN_QUERY_NO_ORDER ? 0 : (uint64_t)q->order_col + 1);
     tn_wr_u8(w, q->order_desc ? 1 : 0);
     tn_wr_u8(w, (uint8_t)((q->has_limit ? 1 : 0) | (q->has_offset ? 2 : 0)));
@@ -126,7 +151,7 @@ int tn_coll_rows_encode(const tn_coll_row_op *ops, size_t n, int atomic, tn_wr *
             break;
         case TN_ROW_RANGE_CHECK:
             tn_wr_varint(w, op->n_preds);
-            for (size_t j = 0; j < op->n_preds; j++) tn_coll_pred_encode(&op->preds[j], w);
+            for (size_t j = 0; j < op->n_preds; j++) pred_encode(&op->preds[j], w);
             tn_wr_varint(w, op->expect_rev);
             break;
         }
@@ -264,29 +289,6 @@ void tn_coll_result_clear(tn_coll_result *res)
 
 /* ---- predicate decoding -------------------------------------------------------------------------- */
 
-void tn_coll_pred_encode(const tn_coll_pred *p, tn_wr *w)
-{
-    tn_wr_varint(w, p->column);
-    tn_wr_u8(w, p->op);
-    switch (p->op) {
-    case TN_PRED_EQ: tn_val_encode(&p->v, w); break;
-    case TN_PRED_IN:
-        tn_wr_varint(w, p->n_in);
-        for (size_t k = 0; k < p->n_in; k++) tn_val_encode(&p->in[k], w);
-        break;
-    case TN_PRED_RANGE:
-        tn_wr_u8(w, p->lo_kind);
-        if (p->lo_kind) tn_val_encode(&p->lo, w);
-        tn_wr_u8(w, p->hi_kind);
-        if (p->hi_kind) tn_val_encode(&p->hi, w);
-        break;
-    case TN_PRED_PREFIX:
-        tn_wr_u8(w, p->nocase ? 1 : 0);
-        tn_wr_bytes(w, p->prefix, p->prefix_len);
-        break;
-    default: break;
-    }
-}
 
 int tn_coll_preds_decode(tn_rd *r, size_t n, tn_coll_pred **preds, void **mem)
 {

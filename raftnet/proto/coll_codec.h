@@ -361,8 +361,6 @@ int tn_coll_schema_decode_msg(tn_rd *r, tn_coll_schema *s, char *msg, size_t cap
 /* Deep copy of src into dst, names and columns in one malloc'd block *mem (free(*mem) releases it).
  * SUCCESS or NOMEM. */
 int tn_coll_schema_copy(const tn_coll_schema *src, tn_coll_schema *dst, void **mem);
-/* Appends one predicate (the pred format above). */
-void tn_coll_pred_encode(const tn_coll_pred *p, tn_wr *w);
 /* Decodes n predicates (bounds checked; values point into r's buffer); preds malloc'd along with their IN
  * arrays in *mem. SUCCESS, CLIENT_REQ_ERROR (malformed), NOMEM. */
 int tn_coll_preds_decode(tn_rd *r, size_t n, tn_coll_pred **preds, void **mem);

@@ -32,7 +32,7 @@ static int name_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
     return (an > bn) - (an < bn);
 }
 
-size_t tn_crow_size(const coll *c, const crow *r)
+static size_t crow_size(const coll *c, const crow *r)
 {
     return malloc_usable_size((void *)(uintptr_t)r);
 }
@@ -902,7 +902,7 @@ size_t tn_colls_memory(const tn_colls *cs)
         const coll *c = cs->v[k];
         m += sizeof *c + c->name_len + malloc_usable_size(c->schema_mem);
         bt_cur cur;
-        for (tn_bt_first(&c->pk, &cur); bt_valid(&cur); tn_bt_next(&cur)) m += tn_crow_size(c, bt_get(&cur));
+        for (tn_bt_first(&c->pk, &cur); bt_valid(&cur); tn_bt_next(&cur)) m += crow_size(c, bt_get(&cur));
         m += c->pk.n_leaves * sizeof(bt_leaf) + c->pk.n_inners * sizeof(bt_inner);
         for (size_t s = 0; s < c->n_idx; s++) {
             if (c->slot_role[s] == TN_R_ORDERED) {

@@ -7,7 +7,7 @@
  * a node never touch the rows (each of which would be a cache miss). Equal prefixes fall back to the full
  * comparison. Bits 63..62: the type class (NULL, number, TEXT, BLOB); numbers: the order-preserving image
  * of their double (int64 -> double rounding is monotone); TEXT/BLOB: the first 7 bytes, then min(len, 7). */
-uint64_t tn_bt_prefix(const tn_val *v)
+static uint64_t bt_prefix(const tn_val *v)
 {
     switch (v->type) {
     case TN_V_NULL: return 0;
@@ -136,7 +136,7 @@ int tn_bt_insert(bt *t, crow *r)
     int idx[BT_MAX_HEIGHT];
     int h = t->height;
     if (h >= BT_MAX_HEIGHT) return -1;
-    uint64_t rk = tn_bt_prefix(bt_key(t, r));
+    uint64_t rk = bt_prefix(bt_key(t, r));
     void *node = t->root;
     for (int l = 0; l < h - 1; l++) {
         path[l] = node;
@@ -288,7 +288,7 @@ int tn_bt_delete(bt *t, crow *r)
     void *path[BT_MAX_HEIGHT];
     int idx[BT_MAX_HEIGHT];
     int h = t->height;
-    uint64_t rk = tn_bt_prefix(bt_key(t, r));
+    uint64_t rk = bt_prefix(bt_key(t, r));
     void *node = t->root;
     for (int l = 0; l < h - 1; l++) {
         bt_inner *in = node;
@@ -356,7 +356,7 @@ static inline int key_before(const bt *t, uint64_t ek, const crow *e, const tn_v
 void tn_bt_seek(const bt *t, const tn_val *v, int strict, bt_cur *c, size_t *rank)
 {
     size_t rk = 0;
-    uint64_t vk = tn_bt_prefix(v);
+    uint64_t vk = bt_prefix(v);
     void *node = t->root;
     while (!is_leaf(node)) {
         const bt_inner *in = node;
@@ -431,19 +431,6 @@ void tn_bt_prev(bt_cur *c)
     if (c->leaf) c->pos = c->leaf->n - 1;
 }
 
-int tn_bt_find_row(const bt *t, const crow *r, bt_cur *c)
-{
-    uint64_t rk = tn_bt_prefix(bt_key(t, r));
-    void *node = t->root;
-    while (!is_leaf(node)) node = ((bt_inner *)node)->child[inner_pick(t, node, r, rk)];
-    bt_leaf *leaf = node;
-    int pos = leaf_lower(t, leaf, r, rk);
-    if (pos >= leaf->n || leaf->e[pos] != r) return 0;
-    c->leaf = leaf;
-    c->pos = pos;
-    return 1;
-}
-
 /* Recursive invariant check; returns the entry count of the subtree or -1. */
 static long check_node(const bt *t, const void *node, int depth, const crow **prev, const bt_leaf **prev_leaf,
                        int *bad)
@@ -455,7 +442,7 @@ static long check_node(const bt *t, const void *node, int depth, const crow **pr
         if (*prev_leaf && (*prev_leaf)->next != l) { *bad = __LINE__; return -1; }
         if (l->n == 0 && t->count != 0) { *bad = __LINE__; return -1; }
         for (int k = 0; k < l->n; k++) {
-            if (l->k[k] != tn_bt_prefix(bt_key(t, l->e[k]))) { *bad = __LINE__; return -1; }
+            if (l->k[k] != bt_prefix(bt_key(t, l->e[k]))) { *bad = __LINE__; return -1; }
             if (*prev && row_cmp(t, *prev, l->e[k]) >= 0) { *bad = __LINE__; return -1; }
             *prev = l->e[k];
         }

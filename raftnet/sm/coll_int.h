@@ -78,14 +78,10 @@ void tn_bt_seek(const bt *t, const tn_val *v, int strict, bt_cur *c, size_t *ran
 void tn_bt_first(const bt *t, bt_cur *c);
 void tn_bt_last(const bt *t, bt_cur *c); /* invalid cursor when empty */
 void tn_bt_end(const bt *t, bt_cur *c);  /* the position after the last entry (bt_prev reaches the last) */
-/* Order-preserving 64-bit prefix of a value (see coll_index.c). */
-uint64_t tn_bt_prefix(const tn_val *v);
 static inline int bt_valid(const bt_cur *c) { return c->leaf && c->pos < c->leaf->n; }
 static inline crow *bt_get(const bt_cur *c) { return c->leaf->e[c->pos]; }
 void tn_bt_next(bt_cur *c);
 void tn_bt_prev(bt_cur *c);
-/* Locates row r exactly (by value and pk); 1 found (c positioned on it), 0 not. */
-int tn_bt_find_row(const bt *t, const crow *r, bt_cur *c);
 static inline const tn_val *bt_key(const bt *t, const crow *r) { return t->slot < 0 ? &r->pk : &r->idx[t->slot]; }
 /* Checks every structural invariant (counts, mins, order, links); 0 ok, else the line that failed. */
 int tn_bt_check(const bt *t);
@@ -135,16 +131,12 @@ typedef struct coll {
     uint64_t last_write, last_remove;
 } coll;
 
-/* Row lifecycle (coll.c) */
-size_t tn_crow_size(const coll *c, const crow *r);
-
 /* Executor (coll_query.c). Decodes and runs one query payload against c. */
 int tn_coll_query_run(const coll *c, uint64_t revision, tn_rd *r, tn_wr *out, char *msg, size_t cap,
-                   const char **plan);
+                      const char **plan);
 /* Validates predicates against c; CLIENT_REQ_ERROR with a message if one is unsupported. */
 int tn_coll_preds_check(const coll *c, const tn_coll_pred *p, size_t n, char *msg, size_t cap);
 /* RANGE_CHECK helper: 1 if any row matching the predicates has rev > rev. -1 NOMEM. */
 int tn_coll_any_newer(const coll *c, const tn_coll_pred *p, size_t n, uint64_t rev);
-
 
 #endif

@@ -604,7 +604,7 @@ static void qheader(tn_wr *out, int code, const char *msg, uint8_t kind, uint64_
 }
 
 int tn_coll_query_run(const coll *c, uint64_t revision, tn_rd *r, tn_wr *out, char *msg, size_t cap,
-                   const char **plan)
+                      const char **plan)
 {
     int rc = TN_CLIENT_REQ_ERROR;
     tn_coll_pred *preds = NULL;
