@@ -145,14 +145,6 @@ static int token_ok(const tn_transport *t, const tn_env *env)
     return env->token_len == t->o.token_len && memcmp(env->token, t->token, env->token_len) == 0;
 }
 
-/* req_id of a wire.h request, best effort (0 if it cannot be read), so an error reply can echo it. */
-static uint64_t req_id_of(const uint8_t *p, size_t len)
-{
-    tn_req_head h;
-    tn_req_peek(p, len, &h);
-    return h.req_id;
-}
-
 /* ------------------------------------------------------------------ receive side */
 
 static void slot_rearm_locked(struct tn_pending *s)
@@ -359,7 +351,7 @@ static void slot_cb(void *arg)
             nng_msg_free(msg);
             slot_send_ack(s, TN_ACK_UNAUTHORIZED);
         } else {
-            uint64_t req_id = req_id_of(env.payload, env.payload_len);
+            uint64_t req_id = tn_req_peek_id(env.payload, env.payload_len);
             nng_msg_free(msg);
             slot_send_error(s, req_id, TN_UNAUTHORIZED, "tarn: wrong or missing cluster token");
         }
@@ -371,7 +363,7 @@ static void slot_cb(void *arg)
         return;
     }
     if (!t->o.on_client) {
-        uint64_t req_id = req_id_of(env.payload, env.payload_len);
+        uint64_t req_id = tn_req_peek_id(env.payload, env.payload_len);
         nng_msg_free(msg);
         slot_send_error(s, req_id, TN_UNAVAILABLE, "tarn: this endpoint takes no client requests");
         return;
@@ -398,7 +390,7 @@ int tn_pending_reply(tn_pending *p, const void *resp, size_t len)
         tn_env env;
         uint64_t req_id = 0;
         if (tn_env_decode(nng_msg_body(p->req), nng_msg_len(p->req), &env) == TN_SUCCESS)
-            req_id = req_id_of(env.payload, env.payload_len);
+            req_id = tn_req_peek_id(env.payload, env.payload_len);
         tn_resp_error(&w, req_id, TN_TOO_LARGE, NULL, "tarn: response above the message size limit");
         resp = w.oom ? NULL : w.p;
         len = w.len;

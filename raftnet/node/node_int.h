@@ -207,7 +207,6 @@ void tn_node_install_snapshot(tn_node *n, const tn_raft_ready *rd);
 /* node_req.c */
 void tn_node_reply_bytes(reply_to p, const void *b, size_t len);
 void tn_node_reply_error(tn_node *n, reply_to p, uint64_t req_id, int code, const char *msg);
-uint64_t tn_node_peek_req_id(const uint8_t *b, size_t len);
 const char *tn_node_forward_hint(tn_node *n);
 void tn_node_handle_read_state(tn_node *n, const tn_raft_read_state *rs);
 void tn_node_handle_client(tn_node *n, reply_to p, uint64_t owner, const uint8_t *bytes, size_t len);

@@ -309,7 +309,7 @@ static void answer_local_requests(tn_node *n)
     for (event *e = n->q_head; e;) {
         event *next = e->next;
         if (e->kind == EV_CLIENT && e->p.fn) {
-            tn_node_reply_error(n, e->p, tn_node_peek_req_id(e->req, e->len), code, msg);
+            tn_node_reply_error(n, e->p, tn_req_peek_id(e->req, e->len), code, msg);
             free(e);
         } else {
             *tail = e;

@@ -34,14 +34,6 @@ void tn_node_reply_error(tn_node *n, reply_to p, uint64_t req_id, int code, cons
     tn_wr_free(&w);
 }
 
-/* The req_id of an encoded request (0 if it does not get that far), for answers given without decoding it. */
-uint64_t tn_node_peek_req_id(const uint8_t *b, size_t len)
-{
-    tn_req_head h;
-    tn_req_peek(b, len, &h);
-    return h.req_id;
-}
-
 /* The leader's URL when this node is a follower that knows it: put in the answers to requests it forwarded,
  * so the client sends the next one to the leader directly (one hop and one commit notification less). */
 const char *tn_node_forward_hint(tn_node *n)

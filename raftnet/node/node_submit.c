@@ -17,7 +17,7 @@ void tn_node_submit(tn_node *n, const void *req, size_t len, uint64_t owner, tn_
     reply_to rt = {NULL, done, arg};
     event *e = calloc(1, sizeof *e);
     if (!e) {
-        tn_node_reply_error(n, rt, tn_node_peek_req_id(req, len), TN_NOMEM, "node out of memory");
+        tn_node_reply_error(n, rt, tn_req_peek_id(req, len), TN_NOMEM, "node out of memory");
         return;
     }
     e->kind = EV_CLIENT;
@@ -67,7 +67,7 @@ void tn_node_submit(tn_node *n, const void *req, size_t len, uint64_t owner, tn_
         int fatal = n->fatal;
         pthread_mutex_unlock(&n->mu);
         free(e);
-        tn_node_reply_error(n, rt, tn_node_peek_req_id(req, len), fatal ? TN_IO_ERROR : TN_UNAVAILABLE,
+        tn_node_reply_error(n, rt, tn_req_peek_id(req, len), fatal ? TN_IO_ERROR : TN_UNAVAILABLE,
                             fatal ? "the node stopped on a fatal error (see stderr); reopen it" : "node is stopping");
         return;
     }

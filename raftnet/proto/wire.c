@@ -437,6 +437,13 @@ int tn_req_peek(const void *buf, size_t len, tn_req_head *h)
     return TN_SUCCESS;
 }
 
+uint64_t tn_req_peek_id(const void *buf, size_t len)
+{
+    tn_req_head h;
+    tn_req_peek(buf, len, &h);
+    return h.req_id;
+}
+
 int tn_resp_peek(const void *buf, size_t len, tn_resp_head *h)
 {
     tn_rd r;

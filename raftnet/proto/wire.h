@@ -197,6 +197,8 @@ typedef struct tn_req_head {
     uint8_t read_mode;
 } tn_req_head;
 int tn_req_peek(const void *buf, size_t len, tn_req_head *h);
+/* The req_id of a request, 0 if its head cannot be read: for an error answer that must echo it. */
+uint64_t tn_req_peek_id(const void *buf, size_t len);
 
 typedef struct tn_resp_head {
     uint64_t req_id;
