@@ -99,7 +99,7 @@ struct tn_snapxfer {
     tn_wr out;    /* encoded payload, reused */
 };
 
-static void xlog(tn_snapxfer *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void xlog(tn_snapxfer *x, const char *fmt, ...) TN_PRINTF(2, 3);
 static void xlog(tn_snapxfer *x, const char *fmt, ...)
 {
     if (!x->o.log) return;

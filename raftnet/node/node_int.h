@@ -161,7 +161,7 @@ struct tn_node {
 };
 
 /* node.c: helpers */
-void tn_node_log(tn_node *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void tn_node_log(tn_node *n, const char *fmt, ...) TN_PRINTF(2, 3);
 const char *tn_node_url_of(const tn_node *n, uint64_t id);
 int tn_node_set_url(tn_node *n, uint64_t id, const char *url, size_t len);
 void tn_node_update_peers(tn_node *n);
